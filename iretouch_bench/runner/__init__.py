@@ -1,0 +1,1 @@
+"""The harness: generate (outputs on disk) -> score (per-sample records) -> aggregate (summary, table)."""
