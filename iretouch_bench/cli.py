@@ -1,0 +1,294 @@
+"""The ``iretouch-bench`` command: a thin layer over :mod:`iretouch_bench.api`.
+
+Errors print one line (``error: <file>: <problem>``) and exit non-zero; set
+``IRETOUCH_BENCH_DEBUG=1`` for the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .errors import BenchError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SAMPLES_FAILED = 0, 1, 2, 3
+
+RUN_EPILOG = """\b
+Exit codes:
+  0  every selected sample was generated and scored
+  3  the run finished but some samples failed (each recorded with its reason
+     in samples*.jsonl; the others are scored and in the table)
+  1  an error stopped the run (bad dataset, model or option); finished
+     samples stay in the run folder and rerunning the command resumes
+  2  usage error
+"""
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"expected K/N (e.g. 0/4), got {value!r}") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise click.BadParameter(f"shard {value!r}: need 0 <= K < N")
+    return k, n
+
+
+def _resolutions(value: str) -> tuple[str, ...]:
+    return tuple(r.strip().lower() for r in value.split(",") if r.strip())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="iretouch-bench")
+def cli() -> None:
+    """Evaluation suite for instruction-guided photo retouching (InstantRetouch, arXiv 2606.05071)."""
+
+
+@cli.command(epilog=RUN_EPILOG)
+@click.option("--model", required=True, help="Model name (see `iretouch-bench models list`).")
+@click.option("--dataset", "dataset", default="embedded", show_default=True,
+              help="embedded | iretouch:PATH | ppr10k:PATH | hf:PATH")
+@click.option("--judge", default="offline", show_default=True, help="offline | openai:MODEL | none")
+@click.option("--judge-base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL).")
+@click.option("--judge-samples", default=1, show_default=True, type=click.IntRange(1), help="Median of N judge answers.")
+@click.option("--judge-cache", default="use", show_default=True, type=click.Choice(["use", "refresh", "off"]))
+@click.option("--judge-budget", default=None, type=float, help="Stop judging before spending more than USD.")
+@click.option("--judge-concurrency", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--dry-run", is_flag=True, help="Say how many judge calls the run needs and their rough cost; run nothing.")
+@click.option("--limit", default=None, type=click.IntRange(1), help="Only the first N samples.")
+@click.option("--out", default=None, help="Run folder (default: runs/<model>__<dataset>; rerun resumes it).")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--weights", default=None, help="Weights for the model (a file or folder).")
+@click.option("--strength", default=1.0, show_default=True, type=float, help="Edit strength (models that support it).")
+@click.option("--identity", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
+              help="FaceNet identity score: auto = portrait samples and PPR10K.")
+@click.option("--expert", default="a", show_default=True, type=click.Choice(["a", "b", "c"]), help="PPR10K expert.")
+@click.option("--split", default=None, help="Dataset split (PPR10K train/val, HF DatasetDict split).")
+@click.option("--shard", default=None, help="K/N: run every N-th sample from K (for several processes).")
+@click.option("--latency", is_flag=True, help="Also measure per-resolution latency (adds latency_* columns).")
+@click.option("--resolutions", default="720p,1k,2k,4k", show_default=True, help="For --latency.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency,
+        dry_run, limit, out, device, weights, strength, identity, expert, split, shard, latency, resolutions,
+        quiet) -> None:
+    """Run MODEL on a dataset, score it and print the results table."""
+    from . import api
+    from .runner.config import RunConfig
+
+    config = RunConfig(model=model, dataset=dataset, judge=judge, limit=limit, out=out, device=device,
+                       weights=weights, strength=strength, identity=identity, expert=expert, split=split,
+                       shard=_parse_shard(shard), judge_base_url=judge_base_url, judge_samples=judge_samples,
+                       judge_cache=judge_cache, judge_budget=judge_budget, judge_concurrency=judge_concurrency,
+                       latency=latency, resolutions=_resolutions(resolutions))
+    if dry_run:
+        est = api.estimate_judge_cost(config)
+        click.echo(json.dumps(est, indent=2))
+        return
+    result = api.run_benchmark(config, progress=not quiet)
+    click.echo(result.table)
+    click.echo(f"results: {result.run_dir}")
+    if result.n_failed:
+        click.echo(f"{result.n_failed} sample(s) failed; see {result.run_dir}/samples*.jsonl", err=True)
+        sys.exit(EXIT_SAMPLES_FAILED)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def aggregate(run_dir) -> None:
+    """Recompute summary.json and table.md of RUN_DIR (e.g. after its shards finished)."""
+    from .runner.run import aggregate as _aggregate
+
+    click.echo(_aggregate(run_dir).table)
+
+
+@cli.command()
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="The photo before the edit.")
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="The edited photo.")
+@click.option("--target", "target_path", default=None, type=click.Path(dir_okay=False), help="Reference result (l1, l2).")
+@click.option("--instruction", default=None, help="The instruction (attr_acc).")
+@click.option("--identity", default="off", show_default=True, type=click.Choice(["on", "off"]),
+              help="FaceNet identity score.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (values and null reasons).")
+def score(input_path, output_path, target_path, instruction, identity, device, as_json) -> None:
+    """Score one edited photo against its input (and target)."""
+    from . import api
+
+    scores = api.score_files(input_path, output_path, target=target_path, instruction=instruction,
+                             identity=identity == "on", device=device)
+    if as_json:
+        click.echo(json.dumps({"metrics": scores.values, "null_reasons": scores.reasons,
+                               "details": scores.details}, indent=2, default=str))
+    else:
+        for k, v in scores.values.items():
+            click.echo(f"{k:10s} {'null  (' + scores.reasons.get(k, '') + ')' if v is None else f'{v:.6f}'}")
+
+
+@cli.command()
+@click.option("--model", required=True)
+@click.option("--resolutions", default="720p,1k,2k,4k", show_default=True)
+@click.option("--repeats", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--warmup", default=1, show_default=True, type=click.IntRange(0))
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--weights", default=None)
+@click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Write a latency-vs-resolution PNG.")
+@click.option("--json", "as_json", is_flag=True)
+def latency(model, resolutions, repeats, warmup, device, weights, plot, as_json) -> None:
+    """Measure end-to-end latency of MODEL at each resolution (median of N repeats)."""
+    from .latency import measure_latency, plot_latency
+    from .registry import create_model
+
+    m = create_model(model, device=device, weights=weights)
+    m.ensure_loaded()
+    result = measure_latency(m, list(_resolutions(resolutions)), repeats=repeats, warmup=warmup, device=device)
+    if plot:
+        plot_latency({model: result}, plot)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+        return
+    recs = result.get("results", result)
+    click.echo(f"{'resolution':>10} {'size':>11} {'median':>10} {'min':>10} {'max':>10}  peak MB")
+    for name, r in recs.items():
+        if not isinstance(r, dict):
+            continue
+        if r.get("median_s") is None:
+            click.echo(f"{name:>10} {r.get('width')}x{r.get('height')}  null ({r.get('error')})")
+            continue
+        peak = r.get("peak_mem_bytes")
+        click.echo(f"{name:>10} {r['width']:>5}x{r['height']:<5} {r['median_s']:>9.4f}s {r['min_s']:>9.4f}s "
+                   f"{r['max_s']:>9.4f}s  {'' if peak is None else f'{peak / 2**20:.0f}'}")
+
+
+@cli.group()
+def data() -> None:
+    """Datasets: list, build the embedded one, show a dataset's card and hash."""
+
+
+@data.command("list")
+def data_list() -> None:
+    """The dataset kinds the suite reads."""
+    from .data.loaders import list_datasets
+
+    for d in list_datasets():
+        click.echo(f"{d['name']:10s} {d.get('spec', ''):18s} {d.get('description', '')}")
+
+
+@data.command("build")
+@click.argument("name", type=click.Choice(["embedded"]))
+@click.option("--force", is_flag=True, help="Rebuild even if present.")
+def data_build(name, force) -> None:
+    """Build a dataset that the suite makes itself (embedded)."""
+    from .data.embedded import build_embedded
+
+    click.echo(str(build_embedded(force=force)))
+
+
+@data.command("info")
+@click.argument("spec")
+@click.option("--expert", default="a", type=click.Choice(["a", "b", "c"]))
+@click.option("--split", default=None)
+def data_info(spec, expert, split) -> None:
+    """Name, size, categories, content hash and card of SPEC."""
+    from .data.loaders import dataset_info
+
+    click.echo(json.dumps(dataset_info(spec, expert=expert, split=split), indent=2, default=str))
+
+
+@cli.group()
+def models() -> None:
+    """Models the registry knows."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Built-in models and installed plug-ins."""
+    from .registry import available_models, get_model_class
+
+    for name in available_models():
+        try:
+            cls = get_model_class(name)
+            needs = ", ".join(cls.requires) or "-"
+            click.echo(f"{name:16s} {cls.kind:5s} needs: {needs:24s} {cls.description}")
+        except BenchError as err:
+            click.echo(f"{name:16s} (unavailable: {err})")
+
+
+@cli.group()
+def weights() -> None:
+    """Pretrained weights the metrics need (VGG16 for DISTS, FaceNet)."""
+
+
+@weights.command("list")
+def weights_list() -> None:
+    """Each weight set, whether it is ready, and where it came from."""
+    from .weights.registry import WEIGHT_SETS
+
+    for name in WEIGHT_SETS.names():
+        try:
+            ws = WEIGHT_SETS[name]
+            st = ws.status()
+            state = "ready" if st.get("ready") else "missing"
+            click.echo(f"{name:14s} {state:8s} {st.get('source') or '-':32s} {ws.description}")
+        except BenchError as err:
+            click.echo(f"{name:14s} unavailable: {err}")
+
+
+@weights.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--path", default=None, help="Use this local file as the source (one NAME).")
+def weights_fetch(names, path) -> None:
+    """Resolve, verify and cache NAMES (default: all)."""
+    from .weights.registry import WEIGHT_SETS
+
+    names = names or tuple(WEIGHT_SETS.names())
+    if path and len(names) != 1:
+        raise click.UsageError("--path needs exactly one NAME")
+    for name in names:
+        out = WEIGHT_SETS[name].fetch(path=path) if path else WEIGHT_SETS[name].fetch()
+        click.echo(f"{name}: {out}")
+
+
+@cli.command()
+@click.option("--out", default="ours-train", show_default=True, help="Folder for weights, config and loss curve.")
+@click.option("--steps", default=None, type=int, help="Training steps (default: the shipped recipe).")
+@click.option("--seed", default=0, show_default=True)
+def train(out, steps, seed) -> None:
+    """Train the shipped `ours` model from scratch (reproduces models/weights)."""
+    from .models.train import train_ours
+
+    kwargs = {"seed": seed}
+    if steps is not None:
+        kwargs["steps"] = steps
+    click.echo(str(train_ours(out, **kwargs)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="iretouch-bench", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(EXIT_USAGE if isinstance(err, click.UsageError) else EXIT_ERROR)
+    except BenchError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+    except Exception as err:  # one line, not a traceback, unless asked
+        if os.environ.get("IRETOUCH_BENCH_DEBUG"):
+            raise
+        msg = str(err).splitlines()[0] if str(err) else ""
+        click.echo(f"error: {type(err).__name__}: {msg} (IRETOUCH_BENCH_DEBUG=1 for the traceback)", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+if __name__ == "__main__":
+    main()

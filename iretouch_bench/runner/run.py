@@ -1,0 +1,158 @@
+"""Orchestrates one benchmark run: dataset -> model -> generate -> score -> aggregate.
+
+Every stage resumes from the run folder, so rerunning the same command after a crash
+(or SIGKILL) finishes the run with the same table as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import BenchError
+from .config import RunConfig, check_compatible, default_run_dir, now_iso, write_json_atomic
+from .records import RecordWriter, read_all, shard_suffix
+
+SAMPLES_STEM = "samples"
+GENERATE_STEM = "generate"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    table: str
+    n_failed: int
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    # stderr, with ETA; disabled when not wanted (tests) or when stderr is not a terminal and CI=1.
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+
+
+def select_samples(samples: list, limit: int | None, shard: tuple[int, int] | None) -> list:
+    """``--limit`` takes the first N in dataset order; ``--shard k/n`` then takes every n-th from k."""
+    chosen = samples[:limit] if limit is not None else list(samples)
+    if shard is not None:
+        k, n = shard
+        chosen = chosen[k::n]
+    return chosen
+
+
+def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunResult:
+    from ..data.loaders import load_dataset
+    from ..judge import make_judge
+    from ..registry import create_model
+    from .aggregate import render_table, summarise
+    from .generate import generate
+    from .provenance import device_info, git_revision, package_versions
+    from .score import score
+
+    dataset = load_dataset(config.dataset, expert=config.expert, split=config.split)
+    config.dataset_hash = dataset.content_hash
+    run_dir = Path(config.out) if config.out else default_run_dir(config.model, dataset.name)
+    existing = check_compatible(run_dir, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "outputs").mkdir(exist_ok=True)
+
+    samples = select_samples(dataset.samples, config.limit, config.shard)
+    model = create_model(config.model, device=config.device, weights=config.weights)
+    judge = make_judge(config.judge, base_url=config.judge_base_url, samples=config.judge_samples,
+                       cache_mode=config.judge_cache, budget_usd=config.judge_budget,
+                       concurrency=config.judge_concurrency)
+    run_info = {
+        "config": config.to_json(),
+        "created": existing.get("created") if existing else now_iso(),
+        "updated": now_iso(),
+        "command": " ".join(sys.argv),
+        "dataset": {"name": dataset.name, "spec": dataset.spec, "root": str(dataset.root),
+                    "content_hash": dataset.content_hash, "n_samples": len(dataset.samples),
+                    "n_selected": len(samples), "card": dataset.card},
+        "model": model.info(),
+        "judge": judge.info(),
+        "versions": package_versions(),
+        "git": git_revision(),
+        "device": device_info(config.device),
+    }
+    write_json_atomic(run_dir / "run.json", run_info)
+
+    suffix = shard_suffix(config.shard)
+    final = read_all(run_dir, SAMPLES_STEM)
+    generated = read_all(run_dir, GENERATE_STEM)
+    todo = [s for s in samples if s.id not in final]
+    log(f"run folder: {run_dir}  ({len(samples)} samples, {len(samples) - len(todo)} already scored)")
+
+    if todo:
+        with _progress(len(todo), f"generate [{config.model}]", progress) as bar:
+            generate(model, todo, run_dir, RecordWriter(run_dir / f"{GENERATE_STEM}{suffix}.jsonl"),
+                     generated, strength=config.strength, progress=bar)
+        with _progress(len(todo), "score", progress) as bar:
+            score(todo, generated, run_dir, RecordWriter(run_dir / f"{SAMPLES_STEM}{suffix}.jsonl"), final,
+                  dataset_name=dataset.name, identity_mode=config.identity, judge=judge,
+                  judge_spec=config.judge, device=config.device, progress=bar)
+
+    latency = None
+    if config.latency:
+        latency = _latency(config, model, run_dir)
+    model.close()
+
+    run_info["judge"] = judge.info()  # now holds the snapshot(s) the API returned
+    run_info["updated"] = now_iso()
+    write_json_atomic(run_dir / "run.json", run_info)
+    return aggregate(run_dir, model_name=config.model, dataset_name=dataset.name,
+                     expected=len(select_samples(dataset.samples, config.limit, None)))
+
+
+def _latency(config: RunConfig, model, run_dir: Path) -> dict[str, Any]:
+    from ..latency import measure_latency
+
+    path = run_dir / "latency.json"
+    if path.exists():  # measured already: resume keeps it
+        return json.loads(path.read_text())
+    model.ensure_loaded()
+    result = measure_latency(model, list(config.resolutions), repeats=config.latency_repeats, device=config.device)
+    write_json_atomic(path, result)
+    return result
+
+
+def latency_keys(latency: dict[str, Any] | None) -> dict[str, float | None] | None:
+    """``latency.json`` -> ``{"latency_4k": median seconds | None, ...}``."""
+    if not latency:
+        return None
+    recs = latency.get("results", latency)
+    out = {}
+    for res, rec in recs.items():
+        if isinstance(rec, dict) and "median_s" in rec:
+            out[f"latency_{res}"] = rec.get("median_s")
+    return out
+
+
+def aggregate(run_dir: Path, model_name: str | None = None, dataset_name: str | None = None,
+              expected: int | None = None) -> RunResult:
+    """Stage 3 on a run folder (also usable on its own, e.g. after shards finished)."""
+    from .aggregate import render_table, summarise
+
+    run_dir = Path(run_dir)
+    info_path = run_dir / "run.json"
+    if not info_path.exists():
+        raise BenchError(f"{run_dir}: not a run folder (no run.json)")
+    info = json.loads(info_path.read_text())
+    model_name = model_name or info["config"]["model"]
+    dataset_name = dataset_name or info["dataset"]["name"]
+    final = read_all(run_dir, SAMPLES_STEM)
+    summary = summarise(final.values(), expected=expected)
+    lat_path = run_dir / "latency.json"
+    latency = json.loads(lat_path.read_text()) if lat_path.exists() else None
+    summary["latency"] = latency_keys(latency)
+    summary["run"] = {"model": model_name, "dataset": dataset_name,
+                      "dataset_hash": info["dataset"]["content_hash"], "device": info["config"]["device"],
+                      "judge": info.get("judge"), "run_json": "run.json"}
+    table = render_table(summary, model_name, dataset_name, summary["latency"])
+    write_json_atomic(run_dir / "summary.json", summary)
+    (run_dir / "table.md").write_text(table, encoding="utf-8")
+    return RunResult(run_dir=run_dir, summary=summary, table=table, n_failed=summary["n_failed"])

@@ -1,0 +1,146 @@
+"""Stage 2, score: one final record per sample in ``samples*.jsonl``.
+
+Reads outputs from disk (never from the model), so a crash while scoring never forces
+regeneration. Local metrics run per sample; the judge runs on chunks of samples (its
+own concurrency, cache and budget). A sample whose generation failed gets a final
+record with status ``failed``, every metric null and the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..data.sample import Sample
+from ..io import read_image
+from ..metrics.keys import JUDGE_KEYS, SAMPLE_KEYS
+from .generate import error_line
+from .records import RecordWriter
+from .scoring import score_pair
+
+
+def wants_identity(mode: str, sample: Sample, dataset_name: str) -> bool:
+    """``--identity auto`` scores faces on portrait samples and on PPR10K (all portraits)."""
+    if mode == "on":
+        return True
+    if mode == "off":
+        return False
+    return sample.category == "portrait" or dataset_name == "ppr10k"
+
+
+def failed_record(sample: Sample, gen: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {
+        "id": sample.id, "status": "failed", "error": reason, "category": sample.category,
+        "instruction": sample.instruction, "output": gen.get("output"),
+        "metrics": {k: None for k in SAMPLE_KEYS},
+        "null_reasons": {k: f"sample failed: {reason}" for k in SAMPLE_KEYS},
+        "latency_s": gen.get("latency_s"),
+    }
+
+
+def _local_scores(sample: Sample, gen: dict, run_dir: Path, identity: bool, instruction_score: bool,
+                  device: str) -> tuple[dict, Any, Any]:
+    inp = sample.load_input()
+    out = read_image(run_dir / gen["output"])
+    tgt = sample.load_target()
+    mask = sample.load_mask()
+    scores = score_pair(inp, out, target_rgb=tgt, instruction=sample.instruction, mask=mask,
+                        identity=identity, instruction_score=instruction_score, device=device)
+    rec = {
+        "id": sample.id, "status": "ok", "error": None, "category": sample.category,
+        "instruction": sample.instruction, "output": gen["output"],
+        "input_size": gen.get("input_size"), "output_size": gen.get("output_size"),
+        "latency_s": gen.get("latency_s"),
+        "metrics": scores.values, "null_reasons": scores.reasons, "details": scores.details,
+    }
+    return rec, inp, out
+
+
+def score(
+    samples: Iterable[Sample],
+    generated: dict[str, dict],
+    run_dir: Path,
+    writer: RecordWriter,
+    final: dict[str, dict],
+    *,
+    dataset_name: str,
+    identity_mode: str = "auto",
+    judge=None,
+    judge_spec: str = "offline",
+    device: str = "cpu",
+    chunk: int = 8,
+    progress=None,
+) -> dict[str, dict]:
+    """Score each generated sample that has no final record yet."""
+    # attr_acc is the offline instruction score: computed unless instruction scoring is off.
+    instruction_score = judge_spec != "none"
+    pending: list[tuple[dict, Any, Any]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        if judge is not None:
+            from ..judge import JudgeRequest
+
+            reqs = [JudgeRequest(id=r["id"], input_rgb=i, output_rgb=o, instruction=r["instruction"])
+                    for r, i, o in pending]
+            try:
+                results = judge.score_batch(reqs)
+            except Exception as err:  # judge outage: record, never fill
+                results = None
+                reason = f"judge error: {error_line(err)}"
+            for k, (rec, _, _) in enumerate(pending):
+                if results is None:
+                    for key in JUDGE_KEYS:
+                        rec["metrics"][key] = None
+                        rec["null_reasons"][key] = reason
+                    continue
+                res = results[k]
+                for key in JUDGE_KEYS:
+                    v = res.values.get(key)
+                    rec["metrics"][key] = v
+                    if v is None:
+                        rec["null_reasons"][key] = res.reasons.get(key, "judge gave no score")
+                    else:
+                        rec["null_reasons"].pop(key, None)
+                rec["judge"] = {"raw": res.raw, "usage": res.usage, "cost_usd": res.cost_usd, "cached": res.cached}
+        for rec, _, _ in pending:
+            writer.append(rec)
+            final[rec["id"]] = rec
+            if progress is not None:
+                progress.update(1)
+        pending.clear()
+
+    for sample in samples:
+        if sample.id in final:
+            if progress is not None:
+                progress.update(1)
+            continue
+        gen = generated.get(sample.id)
+        if gen is None:
+            continue  # not generated (e.g. interrupted before it); the next run does it
+        if gen.get("status") != "ok":
+            rec = failed_record(sample, gen, gen.get("error") or "generation failed")
+            writer.append(rec)
+            final[sample.id] = rec
+            if progress is not None:
+                progress.update(1)
+                progress.write(f"[failed] {sample.id}: {rec['error']}")
+            continue
+        identity = wants_identity(identity_mode, sample, dataset_name)
+        try:
+            pending.append(_local_scores(sample, gen, run_dir, identity, instruction_score, device))
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:
+            rec = failed_record(sample, gen, f"scoring: {error_line(err)}")
+            writer.append(rec)
+            final[sample.id] = rec
+            if progress is not None:
+                progress.update(1)
+                progress.write(f"[failed] {sample.id}: {rec['error']}")
+            continue
+        if len(pending) >= chunk:
+            flush()
+    flush()
+    return final

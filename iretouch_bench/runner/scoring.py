@@ -1,0 +1,138 @@
+"""Per-pair scoring: every local metric of DESIGN.md for one (input, output, target) triple.
+
+The VLM judge is not here: it is batched across samples (concurrency, cache, budget) and
+called by :mod:`iretouch_bench.runner.score`. Everything here is deterministic.
+
+Each metric group returns values and, for each ``None``, a reason. A group that raises
+is recorded as ``None`` with the error as reason, so one failing metric never loses the
+others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..metrics.keys import DISTANCE_KEYS, FIDELITY_KEYS, SAMPLE_KEYS
+
+
+@dataclass
+class PairScores:
+    """``values``: every key of SAMPLE_KEYS (None when not computed); ``reasons``: why None."""
+
+    values: dict[str, float | None] = field(default_factory=lambda: {k: None for k in SAMPLE_KEYS})
+    reasons: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def set_null(self, keys, reason: str) -> None:
+        for k in keys:
+            self.values[k] = None
+            self.reasons[k] = reason
+
+    def merge(self, values: dict[str, float | None], reasons: dict[str, str]) -> None:
+        for k, v in values.items():
+            self.values[k] = None if v is None else float(v)
+            if v is None:
+                self.reasons[k] = reasons.get(k, "not computed")
+            else:
+                self.reasons.pop(k, None)
+
+
+def resize_to(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Resize float ``[h, w, 3]`` to ``hw`` with antialiased bicubic (PIL, per channel, float)."""
+    from PIL import Image
+
+    h, w = hw
+    chans = [np.asarray(Image.fromarray(image[:, :, c].astype(np.float32), mode="F")
+                        .resize((w, h), Image.Resampling.BICUBIC)) for c in range(3)]
+    return np.clip(np.stack(chans, axis=2), 0.0, 1.0).astype(np.float32)
+
+
+def _error_reason(err: BaseException) -> str:
+    msg = str(err).splitlines()[0] if str(err) else ""
+    return f"error: {type(err).__name__}: {msg}"[:300]
+
+
+def score_pair(
+    input_rgb: np.ndarray,
+    output_rgb: np.ndarray,
+    *,
+    target_rgb: np.ndarray | None = None,
+    instruction: str | None = None,
+    mask: np.ndarray | None = None,
+    identity: bool = False,
+    instruction_score: bool = True,
+    device: str = "cpu",
+) -> PairScores:
+    """Score one pair. Images are float32 ``[H, W, 3]`` in [0, 1].
+
+    * fidelity (ssim, cw_ssim, gmsd, dists): output vs input, the paper's protocol;
+    * distance (l1, l2): output vs target, when a target is given;
+    * attr_acc: offline instruction score, when an instruction is given and
+      ``instruction_score``;
+    * face_sim: FaceNet cosine input vs output, when ``identity``.
+
+    sc/pq/o stay None here (reason: set by the judge stage).
+    """
+    for name, arr in (("input", input_rgb), ("output", output_rgb), ("target", target_rgb)):
+        if arr is not None and not np.isfinite(arr).all():
+            raise ValueError(f"{name} image holds NaN or infinite values")
+    scores = PairScores()
+    scores.set_null(("sc", "pq", "o"), "no VLM judge (--judge offline)")
+
+    out_same = output_rgb
+    if output_rgb.shape[:2] != input_rgb.shape[:2]:
+        out_same = resize_to(output_rgb, input_rgb.shape[:2])
+        scores.details["resized_output"] = {"from": list(output_rgb.shape[:2]), "to": list(input_rgb.shape[:2]),
+                                            "method": "PIL bicubic (antialiased), float"}
+
+    # Fidelity.
+    try:
+        from ..metrics.fidelity import fidelity_scores
+
+        values, reasons, extra = fidelity_scores(input_rgb, output_rgb, device=device)
+        scores.merge(values, reasons)
+        scores.details["fidelity"] = extra
+    except Exception as err:
+        scores.set_null(FIDELITY_KEYS, _error_reason(err))
+
+    # Distance to target (resized output, so sizes agree with the input the target matches).
+    if target_rgb is None:
+        scores.set_null(DISTANCE_KEYS, "no target in dataset")
+    elif target_rgb.shape != out_same.shape:
+        scores.set_null(DISTANCE_KEYS, f"target size {target_rgb.shape[:2]} != input size {out_same.shape[:2]}")
+    else:
+        from ..metrics.distance import l1, l2
+
+        scores.merge({"l1": l1(out_same, target_rgb), "l2": l2(out_same, target_rgb)}, {})
+
+    # Offline instruction score.
+    if not instruction_score:
+        scores.set_null(("attr_acc",), "instruction scoring off (--judge none)")
+    elif not instruction:
+        scores.set_null(("attr_acc",), "no instruction")
+    else:
+        try:
+            from ..metrics.attr_acc import attr_acc
+
+            value, reason, detail = attr_acc(input_rgb, out_same, instruction, mask=mask)
+            scores.merge({"attr_acc": value}, {"attr_acc": reason or "not computed"})
+            scores.details["attr_acc"] = detail
+        except Exception as err:
+            scores.set_null(("attr_acc",), _error_reason(err))
+
+    # Identity.
+    if not identity:
+        scores.set_null(("face_sim",), "identity off (not a portrait sample; --identity on forces it)")
+    else:
+        try:
+            from ..metrics.identity import face_similarity
+
+            value, reason, detail = face_similarity(input_rgb, out_same, device=device)
+            scores.merge({"face_sim": value}, {"face_sim": reason or "not computed"})
+            scores.details["identity"] = detail
+        except Exception as err:
+            scores.set_null(("face_sim",), _error_reason(err))
+    return scores
