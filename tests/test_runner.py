@@ -1,0 +1,140 @@
+"""The harness: stages, run folder contents, failure records, resume after SIGKILL, shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iretouch_bench.metrics.keys import SAMPLE_KEYS
+from iretouch_bench.runner.config import RunConfig
+from iretouch_bench.runner.records import RecordWriter, read_all, read_records
+from iretouch_bench.runner.run import run_benchmark
+
+
+def _run(manifest, out, model="identity", **kw):
+    cfg = RunConfig(model=model, dataset=f"iretouch:{manifest}", out=str(out), **kw)
+    return run_benchmark(cfg, progress=False, log=lambda *a: None)
+
+
+def test_run_folder_contract(tiny_manifest, tmp_path):
+    res = _run(tiny_manifest, tmp_path / "run")
+    d = res.run_dir
+    for name in ("run.json", "samples.jsonl", "summary.json", "table.md"):
+        assert (d / name).exists(), name
+    info = json.loads((d / "run.json").read_text())
+    assert info["dataset"]["content_hash"] and info["config"]["model"] == "identity"
+    assert info["versions"]["torch"] and "device" in info and "judge" in info
+    recs = list(read_records(d / "samples.jsonl"))
+    assert sorted(r["id"] for r in recs) == [f"s{i}" for i in range(6)]
+    for r in recs:
+        assert set(SAMPLE_KEYS) <= set(r["metrics"])
+        for k, v in r["metrics"].items():
+            if v is None:
+                assert r["null_reasons"].get(k), f"{k} is null without a reason"
+        assert (d / r["output"]).exists()
+    # identity returns the input: l1 to target equals the input/target gap, judge null with reason
+    assert res.summary["metrics"]["l1"]["mean"] > 0
+    assert res.summary["metrics"]["sc"]["mean"] is None
+    assert "| identity |" in res.table
+
+
+def test_broken_sample_is_recorded_and_run_goes_on(tiny_manifest, tmp_path):
+    (tiny_manifest.parent / "in_3.png").write_bytes(b"not a png at all")
+    res = _run(tiny_manifest, tmp_path / "run")
+    assert res.n_failed == 1
+    rec = read_all(res.run_dir, "samples")["s3"]
+    assert rec["status"] == "failed" and "in_3.png" in rec["error"]
+    assert all(v is None for v in rec["metrics"].values())
+    assert res.summary["n_ok"] == 5
+
+
+def test_rerun_is_a_no_op_and_config_mismatch_refused(tiny_manifest, tmp_path):
+    from iretouch_bench.errors import BenchError
+
+    first = _run(tiny_manifest, tmp_path / "run")
+    before = (first.run_dir / "samples.jsonl").read_bytes()
+    second = _run(tiny_manifest, tmp_path / "run")
+    assert (second.run_dir / "samples.jsonl").read_bytes() == before
+    assert second.table == first.table
+    with pytest.raises(BenchError, match="strength"):
+        _run(tiny_manifest, tmp_path / "run", strength=0.5)
+
+
+def test_torn_line_is_ignored_and_repaired(tmp_path):
+    p = tmp_path / "x.jsonl"
+    w = RecordWriter(p)
+    w.append({"id": "a", "v": 1})
+    with open(p, "ab") as f:
+        f.write(b'{"id": "b", "v"')  # a writer killed mid-line
+    assert [r["id"] for r in read_records(p)] == ["a"]
+    RecordWriter(p).append({"id": "c"})
+    assert [r["id"] for r in read_records(p)] == ["a", "c"]
+
+
+def test_records_refuse_nan(tmp_path):
+    with pytest.raises(ValueError):
+        RecordWriter(tmp_path / "x.jsonl").append({"id": "a", "v": float("nan")})
+
+
+_SLOW_RUN = """
+import sys, time
+from iretouch_bench.registry import RetouchModel, register_model
+from iretouch_bench.cli import main
+
+@register_model
+class Slow(RetouchModel):
+    name = "slow-identity"
+    def retouch(self, image, instruction, *, mask=None, strength=1.0):
+        time.sleep(0.4)
+        return image * 0.9 + 0.05
+
+main(sys.argv[1:])
+"""
+
+
+def test_resume_after_sigkill_gives_same_table(tiny_manifest, tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text(_SLOW_RUN)
+    args = ["run", "--model", "slow-identity", "--dataset", f"iretouch:{tiny_manifest}", "--quiet"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), *args, "--out", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gen = killed / "generate.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if gen.exists() and len(list(read_records(gen))) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(list(read_records(gen))) < 6, "run finished before it could be killed"
+    subprocess.run([sys.executable, str(script), *args, "--out", str(killed)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, str(script), *args, "--out", str(clean)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ids = [r["id"] for r in read_records(killed / "samples.jsonl")]
+    assert sorted(ids) == sorted(set(ids)) == [f"s{i}" for i in range(6)]
+    assert (killed / "table.md").read_text() == (clean / "table.md").read_text()
+
+
+def test_shards_merge_at_aggregate(tiny_manifest, tmp_path):
+    from iretouch_bench.runner.run import aggregate
+
+    out = tmp_path / "sharded"
+    for k in range(2):
+        _run(tiny_manifest, out, shard=(k, 2))
+    assert (out / "samples-0of2.jsonl").exists() and (out / "samples-1of2.jsonl").exists()
+    res = aggregate(out)
+    whole = _run(tiny_manifest, tmp_path / "whole")
+    assert res.summary["n_ok"] == 6
+    assert res.summary["metrics"]["l1"]["mean"] == pytest.approx(whole.summary["metrics"]["l1"]["mean"], abs=1e-12)
