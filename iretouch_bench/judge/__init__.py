@@ -1,0 +1,82 @@
+"""Instruction-following judges: the VLM judge (SC / PQ / O) and the offline stand-in.
+
+``make_judge(spec, ...)`` is what the runner calls:
+
+* ``"offline"`` (default) - no VLM; ``sc``/``pq``/``o`` are ``None`` with a reason, the offline
+  instruction score is ``attr_acc`` (``iretouch_bench.metrics.attr_acc``).
+* ``"none"`` - no judging at all; ``sc``/``pq``/``o`` are ``None`` with a reason.
+* ``"openai:MODEL"`` (or ``"openai"`` for the default snapshot) - any OpenAI-compatible
+  chat-completions endpoint, see :mod:`iretouch_bench.judge.openai_judge`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .base import SCORE_KEYS, Judge, JudgeError, JudgeRequest, JudgeResult, NullJudge, overall
+from .openai_judge import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_SIDE,
+    DEFAULT_MODEL,
+    DEFAULT_SEED,
+    DEFAULT_TIMEOUT_S,
+    OpenAIJudge,
+)
+from .prompts import PROMPT_VERSION, prompt_hash
+
+JUDGE_SPECS = ("offline", "none", "openai:MODEL")
+
+
+def make_judge(
+    spec: str,
+    *,
+    base_url: str | None = None,
+    samples: int = 1,
+    cache_mode: str = "use",
+    budget_usd: float | None = None,
+    concurrency: int = 4,
+    requests_per_minute: float | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    cache_dir: str | os.PathLike | None = None,
+    **extra: Any,
+) -> Judge:
+    """Build the judge named by ``spec`` (``offline`` | ``none`` | ``openai:MODEL``).
+
+    Args:
+        base_url: endpoint root (e.g. ``http://localhost:8000/v1``); default ``$OPENAI_BASE_URL``,
+            else OpenAI. The API key always comes from ``$OPENAI_API_KEY``.
+        samples: answers per question; the median of ``samples`` answers is reported.
+        cache_mode: ``use`` (read + write), ``refresh`` (ask again, overwrite), ``off``.
+        budget_usd: stop before spending more than this many dollars (needs a known price).
+        concurrency: answers in flight at once. requests_per_minute: start-rate cap (None = none).
+        max_side: long side, in pixels, of the PNGs sent. timeout_s: per-request timeout.
+        max_retries: retries per answer (429/5xx/timeouts/bad answers). cache_dir: answer cache
+            (default ``<user cache>/judge``).
+        extra: advanced ``OpenAIJudge`` options (``seed``, ``max_tokens``, ``price_per_mtok``,
+            ``backoff_base_s``, ``backoff_cap_s``, ``retry_after_cap_s``, ``sleep``, ``rng``).
+    Raises:
+        JudgeError: unknown spec or invalid option (one line).
+    """
+    spec = (spec or "offline").strip()
+    if spec in ("offline", "none"):
+        return NullJudge(spec)
+    if spec == "openai" or spec.startswith("openai:"):
+        model = spec.partition(":")[2].strip() or None
+        return OpenAIJudge(
+            model, base_url=base_url, samples=samples, cache_mode=cache_mode, budget_usd=budget_usd,
+            concurrency=concurrency, requests_per_minute=requests_per_minute, max_side=max_side,
+            timeout_s=timeout_s, max_retries=max_retries,
+            cache_dir=None if cache_dir is None else Path(cache_dir), spec=spec, **extra,
+        )
+    raise JudgeError(f"judge spec {spec!r}: expected one of {', '.join(JUDGE_SPECS)}")
+
+
+__all__ = [
+    "make_judge", "Judge", "JudgeRequest", "JudgeResult", "JudgeError", "NullJudge", "OpenAIJudge",
+    "SCORE_KEYS", "overall", "PROMPT_VERSION", "prompt_hash", "DEFAULT_MODEL", "DEFAULT_SEED",
+    "JUDGE_SPECS",
+]
