@@ -368,6 +368,28 @@ def test_ppr10k_generated_instructions_are_cached(tmp_path, monkeypatch):
     assert len(calls) == 6
 
 
+def test_ppr10k_unreadable_image_kept_for_the_runner(tmp_path, monkeypatch):
+    _ppr10k_tree(tmp_path, names=("3_1", "3_2"))
+    (tmp_path / "val" / "target_a" / "3_2.tif").write_bytes(b"II*\x00broken")
+    fake = types.ModuleType("iretouch_bench.data.instructions")
+    fake.describe_change = lambda s, t, rng=None: "Brighten"
+    fake.__file__ = str(tmp_path / "w.py")
+    Path(fake.__file__).write_text("#\n")
+    monkeypatch.setitem(sys.modules, "iretouch_bench.data.instructions", fake)
+    import iretouch_bench.data as data_pkg
+
+    monkeypatch.setattr(data_pkg, "instructions", fake, raising=False)
+    ds = load_dataset(f"ppr10k:{tmp_path}")
+    ok, broken = ds.samples
+    assert ok.instruction == "Brighten" and broken.instruction == ""
+    assert broken.meta["instruction_source"] == "unavailable" and "3_2.tif" in broken.meta["instruction_error"]
+    assert ds.meta["instruction_sources"]["unavailable"] == 1
+    # A writer that fails on readable images is a one-line error, not a silent empty instruction.
+    fake.describe_change = lambda s, t, rng=None: 1 / 0
+    Path(fake.__file__).write_text("# v2\n")
+    assert "instruction writer failed" in _err(f"ppr10k:{tmp_path}")
+
+
 def test_ppr10k_generated_instructions_real_writer(tmp_path):
     pytest.importorskip("iretouch_bench.data.instructions")
     _ppr10k_tree(tmp_path, names=("5_1",))
@@ -437,6 +459,15 @@ def test_hf_saved_dataset_with_image_feature(tmp_path):
     assert b.load_input().shape == (10, 10, 3)
     assert out.meta["materialised_files"] == 6
     assert load_dataset(f"hf:{tmp_path / 'hfds'}").content_hash == out.content_hash
+    # Same bytes, ids, instructions, categories as a manifest over the original files: same hash.
+    _pairs(files)
+    Image.fromarray(np.full((10, 10, 3), 77, np.uint8)).save(jpg, quality=90)
+    assert jpg.read_bytes() == jpg_bytes
+    man = [{"id": i, "input": inp, "target": tgt, "instruction": ins, "category": cat}
+           for i, inp, tgt, ins, cat in zip(rows["id"], rows["input"], rows["target"], rows["instruction"],
+                                            rows["category"])]
+    m = _write_jsonl(tmp_path / "manifest.jsonl", man)
+    assert load_dataset(f"iretouch:{m}").content_hash == out.content_hash
 
 
 def shutil_rm(path: Path) -> None:

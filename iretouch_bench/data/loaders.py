@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, ImageReadError
 from .hashing import content_hash, files_sha256
 from .sample import CATEGORIES, Sample
 
@@ -622,12 +622,17 @@ def _load_ppr10k(spec: str, root: Path, *, expert: str, split: str | None, skip_
         try:
             text, cached = _generate_instruction(src, tgt, digests[src.absolute()], digests[tgt.absolute()],
                                                  describe, writer_digest)
-        except Exception as err:  # an unreadable image: the runner fails this sample at run time
+        except ImageReadError as err:  # an unreadable image: the runner fails this sample at run time
             r["instruction"] = ""
             r["instruction_source"] = "unavailable"
             r["instruction_error"] = _one_line(err)
             n_failed += 1
             continue
+        except Exception as err:  # a writer failure on readable images is a bug, said in one line
+            raise DatasetError(f"{src}: the instruction writer failed on this pair ({type(err).__name__}: "
+                               f"{_one_line(err)})") from err
+        if not isinstance(text, str) or not text.strip():
+            raise DatasetError(f"{src}: the instruction writer returned no text for this pair")
         r["instruction"] = text
         r["instruction_source"] = "generated_from_measured_change"
         n_cached += cached
