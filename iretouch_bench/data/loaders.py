@@ -150,9 +150,11 @@ def load_dataset(
     return _load_hf(spec, path, split=split, skip_bad_rows=skip_bad_rows)
 
 
-def dataset_info(spec: str = "embedded", *, expert: str = "a", split: str | None = None) -> dict[str, Any]:
+def dataset_info(
+    spec: str = "embedded", *, expert: str = "a", split: str | None = None, skip_bad_rows: bool = False
+) -> dict[str, Any]:
     """What ``iretouch-bench data info SPEC`` prints: name, size, categories, hash, root, card, notes."""
-    ds = load_dataset(spec, expert=expert, split=split)
+    ds = load_dataset(spec, expert=expert, split=split, skip_bad_rows=skip_bad_rows)
     notes = list(ds.meta.get("notes", []))
     return {
         "name": ds.name,
