@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 from iretouch_bench.errors import ImageReadError
 from iretouch_bench.io import read_image, write_image
-from iretouch_bench.io.images import apply_orientation
+from iretouch_bench.io.images import apply_orientation, image_bit_depth
 
 H, W = 11, 17  # odd and non-square so a transposition or resize cannot pass unnoticed
 
@@ -225,3 +225,23 @@ def test_missing_file_and_folder(tmp_path):
         read_image(tmp_path / "nope.png")
     with pytest.raises(ImageReadError, match="folder"):
         read_image(tmp_path)
+
+
+def test_image_bit_depth(tmp_path):
+    """16-bit colour TIFF/PNG report 16 although Pillow's mode says RGB."""
+    tifffile.imwrite(tmp_path / "a16.tif", _rgb16(), photometric="rgb")
+    tifffile.imwrite(tmp_path / "a8.tif", _rgb8(), photometric="rgb")
+    Image.fromarray(_rgb8()).save(tmp_path / "a8.png")
+    Image.fromarray(_rgb16()[:, :, 0]).save(tmp_path / "g16.png")
+    Image.fromarray(_rgb8()).save(tmp_path / "a.jpg")
+    assert image_bit_depth(tmp_path / "a16.tif") == 16
+    assert image_bit_depth(tmp_path / "a8.tif") == 8
+    assert image_bit_depth(tmp_path / "a8.png") == 8
+    assert image_bit_depth(tmp_path / "g16.png") == 16
+    assert image_bit_depth(tmp_path / "a.jpg") == 8
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return
+    write_image(tmp_path / "c16.png", _rgb16().astype(np.float32) / 65535, bits=16)
+    assert image_bit_depth(tmp_path / "c16.png") == 16

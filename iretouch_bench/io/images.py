@@ -214,6 +214,39 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot decode image ({type(err).__name__}: {_one_line(err)})") from err
 
 
+def image_bit_depth(path: str | os.PathLike) -> int:
+    """8 or 16: the precision a file stores per sample (header only, no decoding).
+
+    16 for 16-bit PNGs (gray or colour), TIFFs with more than 8 bits per sample, and Pillow's
+    ``I;16``/``I``/``F`` modes; 8 otherwise. Pillow's mode alone is not enough: it reports
+    16-bit colour TIFFs and PNGs as ``RGB``. Unreadable files give 8 (reading them fails
+    later with the real error).
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+                return 16
+            if im.format == "TIFF":
+                bits = getattr(im, "tag_v2", {}).get(258, (8,))
+                return 16 if max(bits if isinstance(bits, tuple) else (bits,)) > 8 else 8
+            if im.format == "PNG":
+                with open(path, "rb") as f:
+                    head = f.read(26)
+                return 16 if len(head) == 26 and head[24] == 16 else 8
+            return 8
+    except Exception:
+        if path.suffix.lower() in _TIFF_SUFFIXES:
+            try:
+                import tifffile
+
+                with tifffile.TiffFile(str(path)) as tif:
+                    return 16 if tif.pages[0].bitspersample > 8 else 8
+            except Exception:
+                return 8
+        return 8
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """float ``[H, W, 3]`` in [0, 1] -> uint8 with round-half-to-even (numpy's rint)."""
     return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
