@@ -44,6 +44,9 @@ class FakeChatServer:
         self.queue: deque = deque()
         self.requests: list[dict[str, Any]] = []
         self.sc_answer, self.pq_answer, self.model = sc_answer, pq_answer, model
+        self.delay = 0.0  # seconds each default answer waits (to observe concurrency)
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         server = self
 
@@ -76,6 +79,12 @@ class FakeChatServer:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 if behaviour is None:
+                    with server._lock:
+                        server.in_flight += 1
+                        server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    time.sleep(server.delay)
+                    with server._lock:
+                        server.in_flight -= 1
                     behaviour = ("answer", server.default_answer(body))
                 kind = behaviour[0]
                 if kind == "answer":
@@ -95,7 +104,8 @@ class FakeChatServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
     def default_answer(self, body: dict) -> str:
         system = body["messages"][0]["content"]

@@ -328,11 +328,17 @@ def test_url_credentials_are_not_recorded(tmp_path):
 
 
 def test_concurrency_and_order(server, tmp_path):
+    server.delay = 0.1
+    # Each SC answer echoes the request number from the instruction, to check the result order.
+    server.default_answer = lambda body: (
+        '{"score": [%s, 9]}' % body["messages"][1]["content"][0]["text"].split("edit ")[1][0]
+        if "ORIGINAL" in body["messages"][0]["content"] else server.pq_answer)
     judge, _ = _judge(server, tmp_path, concurrency=4)
     reqs = [_req(i, instruction=f"edit {i}") for i in range(8)]
     results = judge.score_batch(reqs)
-    assert len(results) == 8 and all(r.values["sc"] == 6.0 for r in results)
+    assert [r.values["sc"] for r in results] == [float(i) for i in range(8)]
     assert len(server.requests) == 16
+    assert server.max_in_flight == 4  # N in flight, never more
 
 
 def test_rate_limiter_spaces_starts():

@@ -606,23 +606,30 @@ class OpenAIJudge(Judge):
 
         def run_call(c: _Call) -> None:
             try:
-                out = self._ask(messages_for(c), c)
-            except JudgeError:
-                raise
-            except Exception as err:  # a bug or an unexpected client error must not kill the batch
-                out = self._fail(c, f"judge error: {type(err).__name__}: {err}", [], {}, 0.0)
-            c.outcome = out
-            if out.get("ok") and not out.get("cached"):
-                self.cache.put(c.key, {
-                    "kind": c.kind, "sample": c.sample, "score": out["score"], "reasoning": out["reasoning"],
-                    "text": out["text"], "model": out["model"], "system_fingerprint": out["system_fingerprint"],
-                    "seed": out["seed"], "usage": out["usage"], "model_requested": self.model,
-                    "prompt_version": prompts.PROMPT_VERSION, "prompt_hash": self.prompt_hash,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                })
-            with self._budget_cond:
-                self._reserved_usd -= c.est_cost
-                self._budget_cond.notify_all()
+                try:
+                    out = self._ask(messages_for(c), c)
+                except JudgeError:
+                    raise
+                except Exception as err:  # a bug or an unexpected client error must not kill the batch
+                    out = self._fail(c, f"judge error: {type(err).__name__}: {err}", [], {}, 0.0)
+                c.outcome = out
+                if out.get("ok") and not out.get("cached"):
+                    try:
+                        self.cache.put(c.key, {
+                            "kind": c.kind, "sample": c.sample, "score": out["score"],
+                            "reasoning": out["reasoning"], "text": out["text"], "model": out["model"],
+                            "system_fingerprint": out["system_fingerprint"], "seed": out["seed"],
+                            "usage": out["usage"], "model_requested": self.model,
+                            "prompt_version": prompts.PROMPT_VERSION, "prompt_hash": self.prompt_hash,
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        })
+                    except OSError as err:  # the answer is still good; only the rerun will pay again
+                        out["cache_error"] = f"cache write failed: {err}"
+            finally:
+                # Always release the reservation, or the admission loop would wait forever.
+                with self._budget_cond:
+                    self._reserved_usd -= c.est_cost
+                    self._budget_cond.notify_all()
 
         need_api = any(misses)
         if need_api and not self._fatal:
