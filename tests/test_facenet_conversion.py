@@ -149,3 +149,21 @@ def test_weight_set_registered():
     assert ws.name == "facenet" and ws.used_by == "face_sim"
     st = ws.status()
     assert set(st) >= {"ready", "path", "source"}
+
+
+def test_weights_fetch_falls_back_to_offline_route(monkeypatch, tmp_path, graph_bytes):
+    """`iretouch-bench weights fetch facenet` without GitHub: vggface2 fails, casia-webface is cached."""
+    import urllib.error
+
+    import facenet_pytorch.models.utils.download as dl
+
+    def no_network(url, dst, *a, **k):
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(dl, "download_url_to_file", no_network)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    ws = fw.WEIGHT_SET
+    path = ws.fetch()
+    assert path.exists() and path.suffix == ".safetensors"
+    st = ws.status()
+    assert st["ready"] and st["source"] in ("vggface2", "casia-webface")
