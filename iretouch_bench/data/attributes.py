@@ -52,6 +52,7 @@ __all__ = [
     "match_attributes",
     "attribute_vector",
     "attribute_index",
+    "measure_image",
 ]
 
 #: The atomic attributes, in the fixed order of :func:`attribute_vector`. Append only.
@@ -114,8 +115,9 @@ ATTRIBUTE_EFFECTS: dict[str, dict[str, int]] = {
     "highlights:down": {"highlights": -1},
     "clarity:up": {"local_contrast": +1},
     "clarity:down": {"local_contrast": -1},
-    # faded film: muted colour, lower contrast, warm/yellowed cast
-    "style:vintage": {"chroma": -1, "contrast": -1, "b": +1},
+    # faded film: lower contrast, warm/yellowed cast. (Vintage looks also mute colour, but
+    # the warm cast adds chroma to near-neutral photos, so mean chroma has no reliable sign.)
+    "style:vintage": {"contrast": -1, "b": +1},
     # soft and bright: lower contrast, brighter, lifted shadows
     "style:dreamy": {"contrast": -1, "lightness": +1, "shadows": +1},
     # graded film look: crushed shadows, more contrast
@@ -264,16 +266,20 @@ _RULES_SRC: list[tuple[str, str]] = [
     ("highlights:down", rf"\b(?:{_DOWN}|recover|rescue|protect|save|darken|dim|pull in|compress|hold back){_ART}\s+{_HL}\b"),
     ("highlights:down", rf"\b(?:darker|softer|gentler|calmer|dimmer|lower)\s+{_HL}\b"),
     ("highlights:down", rf"\b(?:bring|pull|take|knock){_ART}\s+{_HL}\s+(?:down|back)\b"),
+    ("highlights:down", rf"\b{_HL}\s+(?:look\s+)?(?:darker|softer|gentler|calmer|dimmer|less bright)\b"),
     ("highlights:up", rf"\b{_HL}\s+(?:are\s+|look\s+)?(?:too dull|too dim|too flat|muddy)\b"),
+    ("highlights:up", rf"\b{_HL}\s+(?:look\s+)?(?:brighter|stronger|more luminous|glow|pop|shine|sparkle)\b"),
     ("highlights:up", rf"\b(?:{_UP}|brighten|lighten|lift|make|let){_ART}\s+{_HL}(?:\s+(?:glow|pop|shine|sparkle))?\b"),
     ("highlights:up", rf"\b(?:brighter|stronger|glowing|more luminous|punchier|higher)\s+{_HL}\b"),
     ("highlights:up", rf"\b(?:bring|pull|push|bump){_ART}\s+{_HL}\s+up\b"),
     ("shadows:up", rf"\b{_SH}\s+(?:are\s+|look\s+)?(?:too dark|too deep|crushed|blocked up|too heavy|muddy)\b"),
     ("shadows:up", rf"\b(?:crushed|blocked|murky|heavy)\s+{_SH}\b"),
+    ("shadows:up", rf"\b{_SH}\s+(?:look\s+)?(?:brighter|lighter|more open|softer|airier)\b"),
     ("shadows:up", rf"\b(?:{_UP}|lift|open up|open|brighten|lighten|recover|fill in|fill|reveal|bring out){_ART}\s+{_SH}\b"),
     ("shadows:up", rf"\b(?:brighter|lifted|lighter|softer|open|more open|airier)\s+{_SH}\b"),
     ("shadows:up", rf"\b(?:bring|pull|push|bump|lift|open){_ART}\s+{_SH}\s+up\b"),
     ("shadows:down", rf"\b{_SH}\s+(?:are\s+|look\s+)?(?:too bright|too light|washed out|too flat|too lifted|muddy gray)\b"),
+    ("shadows:down", rf"\b{_SH}\s+(?:look\s+)?(?:deeper|darker|richer|denser|inkier|heavier)\b"),
     ("shadows:down", rf"\b(?:{_DOWN}|deepen|darken|crush|sink|anchor|ground|richen|enrich){_ART}\s+{_SH}\b"),
     ("shadows:down", rf"\b(?:deeper|darker|richer|denser|inkier|heavier|stronger)\s+{_SH}\b"),
     ("shadows:down", rf"\b(?:bring|pull|push|knock){_ART}\s+{_SH}\s+down\b"),
@@ -295,6 +301,8 @@ _RULES_SRC: list[tuple[str, str]] = [
     # --- saturation
     ("saturation:down", r"\b(?:too saturated|oversaturated|over saturated|too colorful|too vivid|colors are too strong|garish|less saturated|less colorful|less vivid)\b"),
     ("saturation:up", r"\b(?:undersaturated|under saturated|too muted|too dull|too desaturated|less muted|less dull|washed out|looks dull|dull colors|colors are dull|faded colors)\b"),
+    ("saturation:up", r"\bcolors?\s+(?:look\s+)?(?:richer|more vivid|more saturated|stronger|bolder|deeper|pop|juicier)\b"),
+    ("saturation:down", r"\bcolors?\s+(?:look\s+)?(?:calmer|more muted|less saturated|softer|quieter|less vivid)\b"),
     ("saturation:down", _nounrule(_SAT)[1]),
     ("saturation:down", r"\b(?:desaturate|desaturated|desaturation|muted|mute|subdued colors|subdue|tone down the colors|calmer colors|quieter colors|pastel)\b"),
     ("saturation:up", _nounrule(_SAT)[0]),
@@ -452,3 +460,49 @@ def attribute_vector(instruction: str) -> np.ndarray:
         i = ATTRIBUTES.index(m.name)
         vec[i] = max(vec[i], m.confidence)
     return vec
+
+
+def measure_image(image: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    """The :data:`MEASURES` of an image, in CIELAB (D65) units.
+
+    Args:
+        image: float32 ``[H, W, 3]`` sRGB in [0, 1].
+        mask: optional float32 ``[H, W]`` in [0, 1]; pixels with mask >= 0.5 are measured
+            (all pixels when fewer than 16 qualify or when None).
+    Returns:
+        ``lightness`` mean L*; ``contrast`` std of L*; ``chroma`` mean sqrt(a*^2 + b*^2);
+        ``b`` mean b*; ``a`` mean a*; ``shadows`` mean L* of the darkest 25% of pixels;
+        ``highlights`` mean L* of the brightest 25%; ``local_contrast`` mean |L* - L*
+        blurred with a Gaussian of sigma 2% of the long side|. Quartile means rather than
+        percentiles: a monotone tone edit keeps the pixel order, so they track shadow and
+        highlight edits even where a percentile sits on clipped black or white.
+    """
+    from skimage.color import rgb2lab
+
+    from .masks import _smooth
+
+    img = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    lab = rgb2lab(img).astype(np.float32)
+    L, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
+    detail = np.abs(L - _smooth(L, 0.02))
+    sel = None
+    if mask is not None:
+        sel = np.asarray(mask) >= 0.5
+        if int(sel.sum()) < 16:
+            sel = None
+    if sel is not None:
+        L, a, b, detail = L[sel], a[sel], b[sel], detail[sel]
+    L = L.ravel().astype(np.float64)
+    n = L.size
+    q = max(1, n // 4)
+    part = np.partition(L, (q - 1, n - q))
+    return {
+        "lightness": float(L.mean()),
+        "contrast": float(L.std()),
+        "chroma": float(np.sqrt(a.astype(np.float64) ** 2 + b.astype(np.float64) ** 2).mean()),
+        "b": float(b.mean()),
+        "a": float(a.mean()),
+        "shadows": float(part[:q].mean()),
+        "highlights": float(part[n - q:].mean()),
+        "local_contrast": float(detail.mean()),
+    }
