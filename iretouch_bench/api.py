@@ -45,20 +45,21 @@ def load_model(name: str, device: str = "cpu", weights: str | None = None, **opt
 
 def score_pair(input_rgb: np.ndarray, output_rgb: np.ndarray, *, target: np.ndarray | None = None,
                instruction: str | None = None, mask: np.ndarray | None = None, identity: bool = False,
-               device: str = "cpu") -> PairScores:
+               device: str = "cpu", face_weights: str | None = None) -> PairScores:
     """Every local metric for one pair (float32 ``[H, W, 3]`` in [0, 1]); see :func:`runner.scoring.score_pair`."""
     from .runner.scoring import score_pair as _score
 
     return _score(input_rgb, output_rgb, target_rgb=target, instruction=instruction, mask=mask,
-                  identity=identity, device=device)
+                  identity=identity, device=device, face_weights=face_weights)
 
 
 def score_files(input: str | Path, output: str | Path, *, target: str | Path | None = None,
-                instruction: str | None = None, identity: bool = False, device: str = "cpu") -> PairScores:
+                instruction: str | None = None, identity: bool = False, device: str = "cpu",
+                face_weights: str | None = None) -> PairScores:
     """:func:`score_pair` on image files."""
     return score_pair(read_image(input), read_image(output),
                       target=None if target is None else read_image(target),
-                      instruction=instruction, identity=identity, device=device)
+                      instruction=instruction, identity=identity, device=device, face_weights=face_weights)
 
 
 def slice_apply(grid, guide, image, strength: float = 1.0):

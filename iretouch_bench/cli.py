@@ -67,6 +67,7 @@ def cli() -> None:
 @click.option("--strength", default=1.0, show_default=True, type=float, help="Edit strength (models that support it).")
 @click.option("--identity", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
               help="FaceNet identity score: auto = portrait samples and PPR10K.")
+@click.option("--face-weights", default=None, help="FaceNet weights: auto | vggface2 | casia-webface | PATH.")
 @click.option("--expert", default="a", show_default=True, type=click.Choice(["a", "b", "c"]), help="PPR10K expert.")
 @click.option("--split", default=None, help="Dataset split (PPR10K train/val, HF DatasetDict split).")
 @click.option("--shard", default=None, help="K/N: run every N-th sample from K (for several processes).")
@@ -74,14 +75,14 @@ def cli() -> None:
 @click.option("--resolutions", default="720p,1k,2k,4k", show_default=True, help="For --latency.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency,
-        dry_run, limit, out, device, weights, strength, identity, expert, split, shard, latency, resolutions,
+        dry_run, limit, out, device, weights, strength, identity, face_weights, expert, split, shard, latency, resolutions,
         quiet) -> None:
     """Run MODEL on a dataset, score it and print the results table."""
     from . import api
     from .runner.config import RunConfig
 
     config = RunConfig(model=model, dataset=dataset, judge=judge, limit=limit, out=out, device=device,
-                       weights=weights, strength=strength, identity=identity, expert=expert, split=split,
+                       weights=weights, strength=strength, identity=identity, face_weights=face_weights, expert=expert, split=split,
                        shard=_parse_shard(shard), judge_base_url=judge_base_url, judge_samples=judge_samples,
                        judge_cache=judge_cache, judge_budget=judge_budget, judge_concurrency=judge_concurrency,
                        latency=latency, resolutions=_resolutions(resolutions))
@@ -113,14 +114,15 @@ def aggregate(run_dir) -> None:
 @click.option("--instruction", default=None, help="The instruction (attr_acc).")
 @click.option("--identity", default="off", show_default=True, type=click.Choice(["on", "off"]),
               help="FaceNet identity score.")
+@click.option("--face-weights", default=None, help="FaceNet weights: auto | vggface2 | casia-webface | PATH.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (values and null reasons).")
-def score(input_path, output_path, target_path, instruction, identity, device, as_json) -> None:
+def score(input_path, output_path, target_path, instruction, identity, face_weights, device, as_json) -> None:
     """Score one edited photo against its input (and target)."""
     from . import api
 
     scores = api.score_files(input_path, output_path, target=target_path, instruction=instruction,
-                             identity=identity == "on", device=device)
+                             identity=identity == "on", device=device, face_weights=face_weights)
     if as_json:
         click.echo(json.dumps({"metrics": scores.values, "null_reasons": scores.reasons,
                                "details": scores.details}, indent=2, default=str))
@@ -136,32 +138,24 @@ def score(input_path, output_path, target_path, instruction, identity, device, a
 @click.option("--warmup", default=1, show_default=True, type=click.IntRange(0))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--weights", default=None)
+@click.option("--instruction", default="Brighten the image a little", show_default=True)
 @click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Write a latency-vs-resolution PNG.")
 @click.option("--json", "as_json", is_flag=True)
-def latency(model, resolutions, repeats, warmup, device, weights, plot, as_json) -> None:
+def latency(model, resolutions, repeats, warmup, device, weights, instruction, plot, as_json) -> None:
     """Measure end-to-end latency of MODEL at each resolution (median of N repeats)."""
-    from .latency import measure_latency, plot_latency
+    from .latency import format_table, measure_latency, parse_resolutions, plot_latency
     from .registry import create_model
 
     m = create_model(model, device=device, weights=weights)
     m.ensure_loaded()
-    result = measure_latency(m, list(_resolutions(resolutions)), repeats=repeats, warmup=warmup, device=device)
+    result = measure_latency(m, parse_resolutions(resolutions), repeats=repeats, warmup=warmup, device=device,
+                             instruction=instruction)
     if plot:
         plot_latency({model: result}, plot)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
         return
-    recs = result.get("results", result)
-    click.echo(f"{'resolution':>10} {'size':>11} {'median':>10} {'min':>10} {'max':>10}  peak MB")
-    for name, r in recs.items():
-        if not isinstance(r, dict):
-            continue
-        if r.get("median_s") is None:
-            click.echo(f"{name:>10} {r.get('width')}x{r.get('height')}  null ({r.get('error')})")
-            continue
-        peak = r.get("peak_mem_bytes")
-        click.echo(f"{name:>10} {r['width']:>5}x{r['height']:<5} {r['median_s']:>9.4f}s {r['min_s']:>9.4f}s "
-                   f"{r['max_s']:>9.4f}s  {'' if peak is None else f'{peak / 2**20:.0f}'}")
+    click.echo(format_table({model: result}))
 
 
 @cli.group()

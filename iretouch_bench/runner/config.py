@@ -18,7 +18,8 @@ from typing import Any
 from ..errors import BenchError
 
 #: Config fields that change outputs or scores: a resumed run must agree on these.
-RESULT_KEYS = ("model", "weights", "strength", "dataset_hash", "judge", "judge_samples", "identity", "expert", "split")
+RESULT_KEYS = ("model", "weights", "strength", "dataset_hash", "judge", "judge_samples", "identity",
+               "face_weights", "expert", "split")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class RunConfig:
     weights: str | None = None
     strength: float = 1.0
     identity: str = "auto"  # auto | on | off
+    face_weights: str | None = None  # auto | vggface2 | casia-webface | PATH
     expert: str = "a"
     split: str | None = None
     shard: tuple[int, int] | None = None  # (k, n), k in 0..n-1

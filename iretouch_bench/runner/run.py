@@ -94,7 +94,8 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
         with _progress(len(todo), "score", progress) as bar:
             score(todo, generated, run_dir, RecordWriter(run_dir / f"{SAMPLES_STEM}{suffix}.jsonl"), final,
                   dataset_name=dataset.name, identity_mode=config.identity, judge=judge,
-                  judge_spec=config.judge, device=config.device, progress=bar)
+                  judge_spec=config.judge, device=config.device, face_weights=config.face_weights,
+                  progress=bar)
 
     latency = None
     if config.latency:
@@ -116,20 +117,18 @@ def _latency(config: RunConfig, model, run_dir: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     model.ensure_loaded()
     result = measure_latency(model, list(config.resolutions), repeats=config.latency_repeats, device=config.device)
+    result["model"] = config.model
     write_json_atomic(path, result)
     return result
 
 
 def latency_keys(latency: dict[str, Any] | None) -> dict[str, float | None] | None:
-    """``latency.json`` -> ``{"latency_4k": median seconds | None, ...}``."""
+    """``latency.json`` -> ``{"latency_4k": median seconds | None, ...}`` (named sizes only)."""
     if not latency:
         return None
-    recs = latency.get("results", latency)
-    out = {}
-    for res, rec in recs.items():
-        if isinstance(rec, dict) and "median_s" in rec:
-            out[f"latency_{res}"] = rec.get("median_s")
-    return out
+    from ..latency import latency_metrics
+
+    return latency_metrics(latency)[0]
 
 
 def aggregate(run_dir: Path, model_name: str | None = None, dataset_name: str | None = None,

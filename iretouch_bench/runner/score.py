@@ -39,13 +39,14 @@ def failed_record(sample: Sample, gen: dict[str, Any], reason: str) -> dict[str,
 
 
 def _local_scores(sample: Sample, gen: dict, run_dir: Path, identity: bool, instruction_score: bool,
-                  device: str) -> tuple[dict, Any, Any]:
+                  device: str, face_weights: str | None) -> tuple[dict, Any, Any]:
     inp = sample.load_input()
     out = read_image(run_dir / gen["output"])
     tgt = sample.load_target()
     mask = sample.load_mask()
     scores = score_pair(inp, out, target_rgb=tgt, instruction=sample.instruction, mask=mask,
-                        identity=identity, instruction_score=instruction_score, device=device)
+                        identity=identity, instruction_score=instruction_score, device=device,
+                        face_weights=face_weights)
     rec = {
         "id": sample.id, "status": "ok", "error": None, "category": sample.category,
         "instruction": sample.instruction, "output": gen["output"],
@@ -68,6 +69,7 @@ def score(
     judge=None,
     judge_spec: str = "offline",
     device: str = "cpu",
+    face_weights: str | None = None,
     chunk: int = 8,
     progress=None,
 ) -> dict[str, dict]:
@@ -129,7 +131,8 @@ def score(
             continue
         identity = wants_identity(identity_mode, sample, dataset_name)
         try:
-            pending.append(_local_scores(sample, gen, run_dir, identity, instruction_score, device))
+            pending.append(_local_scores(sample, gen, run_dir, identity, instruction_score, device,
+                                         face_weights))
         except KeyboardInterrupt:
             raise
         except Exception as err:

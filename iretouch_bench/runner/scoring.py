@@ -65,6 +65,7 @@ def score_pair(
     identity: bool = False,
     instruction_score: bool = True,
     device: str = "cpu",
+    face_weights: str | None = None,
 ) -> PairScores:
     """Score one pair. Images are float32 ``[H, W, 3]`` in [0, 1].
 
@@ -130,7 +131,7 @@ def score_pair(
         try:
             from ..metrics.identity import face_similarity
 
-            value, reason, detail = face_similarity(input_rgb, out_same, device=device)
+            value, reason, detail = face_similarity(input_rgb, out_same, device=device, weights=face_weights)
             scores.merge({"face_sim": value}, {"face_sim": reason or "not computed"})
             scores.details["identity"] = detail
         except Exception as err:
