@@ -545,3 +545,22 @@ def test_dataset_info_and_list(tmp_path):
         assert d["description"]
         if d["name"] != "embedded":  # embedded.md is written with the embedded builder
             assert (repo / d["card"]).is_file(), d["card"]
+
+
+_ORIGINAL_CACHE = os.environ.get("IRETOUCH_BENCH_CACHE")
+
+
+def test_embedded_real_build(monkeypatch):
+    """The real builder (once per machine, in the shared user cache like the other tests)."""
+    pytest.importorskip("iretouch_bench.data.embedded")
+    if _ORIGINAL_CACHE is None:
+        monkeypatch.delenv("IRETOUCH_BENCH_CACHE", raising=False)
+    else:
+        monkeypatch.setenv("IRETOUCH_BENCH_CACHE", _ORIGINAL_CACHE)
+    ds = load_dataset("embedded")
+    assert ds.name == "embedded" and ds.card == "data_cards/embedded.md"
+    assert len(ds.samples) >= 40
+    assert {"global", "style", "local", "portrait"} <= set(ds.categories())
+    assert len({s.id for s in ds.samples}) == len(ds.samples)
+    assert all(s.input_path.is_file() and s.target_path.is_file() for s in ds.samples)
+    assert load_dataset("embedded").content_hash == ds.content_hash
