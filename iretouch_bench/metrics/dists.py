@@ -1,0 +1,227 @@
+"""DISTS (Ding et al. 2020): deep image structure and texture similarity. Lower is better, 0 = identical.
+
+Same network and formula as the official ``DISTS_pytorch`` (and pyiqa's ``dists``):
+ImageNet VGG16 ``features`` with each max-pool replaced by an L2 pooling (3x3 Hann window
+``[.5, 1, .5]^T [.5, 1, .5] / 4``, stride 2, zero padding 1, ``sqrt(. + 1e-12)``), inputs
+normalised with the ImageNet mean/std; at the raw image and at ``relu1_2 .. relu5_3`` the
+per-channel spatial mean and (co)variance give
+
+    S1 = (2 mx my + c1) / (mx^2 + my^2 + c1),  S2 = (2 cxy + c2) / (vx + vy + c2),  c1 = c2 = 1e-6
+    DISTS = 1 - (sum alpha * S1 + sum beta * S2) / (sum alpha + sum beta)
+
+with the learned ``alpha``/``beta`` (1475 channels each). Convolutions run in float32 like
+the reference; the moments are accumulated in float64 (one pass: sums of x, x^2, y, y^2,
+xy), which equals the reference's two-pass float32 moments to ~1e-7.
+
+Memory: the reference keeps every stage's full-resolution activations of both images
+(over 10 GB at 4K). Here each stage runs over horizontal strips with the few halo rows its
+3x3 convolutions and the following pooling need, so only the (4x smaller) pooled input of
+the next stage is kept whole. Zero padding happens only at the true image border, so the
+strips reproduce the full-image computation exactly (same arithmetic per output pixel).
+A gray ``[B, 1, H, W]`` input is repeated to 3 channels (what the reference's broadcasting
+does too).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# stage -> torchvision ``features`` indices of its convolutions (each followed by ReLU)
+STAGES = ((0, 2), (5, 7), (10, 12, 14), (17, 19, 21), (24, 26, 28))
+CHANNELS = (3, 64, 128, 256, 512, 512)
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+C1 = C2 = 1e-6
+
+
+class DISTSNet:
+    """Holds the weights on a device and computes DISTS for image pairs.
+
+    Args:
+        weights: from :func:`iretouch_bench.weights.vgg16.load_vgg16_dists` (``features.{i}.weight|bias``,
+            ``alpha``, ``beta``).
+        device: torch device string.
+        strip_bytes: working-set budget per strip in bytes (speed/memory knob; results do not depend on it).
+        dtype: convolution dtype; float32 (default) reproduces the reference. bfloat16 is an
+            opt-in fast mode on CPUs with AVX512-BF16 / on GPUs; it is not the reference.
+    """
+
+    def __init__(self, weights: dict[str, torch.Tensor], device: str = "cpu", strip_bytes: int = 768 << 20,
+                 dtype: torch.dtype = torch.float32):
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.strip_bytes = int(strip_bytes)
+        cl = torch.channels_last
+        self.convs = [[(weights[f"features.{i}.weight"].to(self.device, dtype).contiguous(memory_format=cl),
+                        weights[f"features.{i}.bias"].to(self.device, dtype)) for i in stage] for stage in STAGES]
+        self.alpha = weights["alpha"].reshape(-1).to(self.device, torch.float64)
+        self.beta = weights["beta"].reshape(-1).to(self.device, torch.float64)
+        if self.alpha.numel() != sum(CHANNELS) or self.beta.numel() != sum(CHANNELS):
+            raise ValueError(f"alpha/beta must have {sum(CHANNELS)} entries")
+        a = torch.tensor([0.5, 1.0, 0.5], dtype=torch.float64)
+        g = (a[:, None] * a[None, :]) / (a.sum() ** 2)
+        self.pool = {c: g.to(self.device, dtype)[None, None].repeat(c, 1, 1, 1).contiguous(memory_format=cl)
+                     for c in CHANNELS[1:5]}
+        self.mean = torch.tensor(_MEAN, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(_STD, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
+
+    # ------------------------------------------------------------------ building blocks
+    @staticmethod
+    def _moments(f: torch.Tensor) -> torch.Tensor:
+        """``f [2, C, h, w]`` (x then y) -> ``[5, C]`` float64 sums of x, y, x^2, y^2, xy."""
+        x = f[0].to(torch.float64)
+        y = f[1].to(torch.float64)
+        return torch.stack((x.sum((1, 2)), y.sum((1, 2)), (x * x).sum((1, 2)), (y * y).sum((1, 2)),
+                            (x * y).sum((1, 2))))
+
+    def _convs(self, t: torch.Tensor, s0: int, s1: int, H: int, stage: int) -> tuple[torch.Tensor, int]:
+        """Run a stage's conv+ReLU layers on rows ``[s0, s1)`` of an ``H``-row map.
+
+        Rows beyond the strip are consumed as halo (one per conv and side); zero rows are
+        added only where the strip touches the true image border, as full-image zero padding
+        would. Returns the output and its first row index.
+        """
+        for w, b in self.convs[stage]:
+            top = 1 if s0 == 0 else 0
+            bot = 1 if s1 == H else 0
+            if top or bot:
+                t = F.pad(t, (0, 0, top, bot))
+            t = F.relu_(F.conv2d(t, w, b, padding=(0, 1)))
+            s0 = s0 + 1 - top
+            s1 = s1 - 1 + bot
+        return t, s0
+
+    def _l2pool(self, t: torch.Tensor) -> torch.Tensor:
+        out = F.conv2d(t * t, self.pool[t.shape[1]], stride=2, padding=(0, 1), groups=t.shape[1])
+        return torch.sqrt(out + 1e-12)
+
+    def _stage(self, inp: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One stage over strips. Returns (moments ``[5, C]``, pooled input of the next stage or None)."""
+        _, _, H, W = inp.shape
+        n = len(self.convs[stage])
+        cout = self.convs[stage][-1][0].shape[0]
+        pooled = stage < len(STAGES) - 1
+        # bytes per output row of both images: activations (~3 live copies) + float64 moment temporaries
+        per_row = 2 * cout * W * (3 * inp.element_size() + 3 * 8)
+        rows = max(8, int(self.strip_bytes // max(per_row, 1)))
+        rows -= rows % 2
+        moments = torch.zeros(5, cout, dtype=torch.float64, device=inp.device)
+        outs = []
+        for r0 in range(0, H, rows):
+            r1 = min(H, r0 + rows)  # core rows (counted in the moments by this strip only)
+            o0 = max(r0 - 1, 0) if pooled else r0  # the pool's 3-row window reaches one row up
+            o1 = r1
+            i0, i1 = max(o0 - n, 0), min(o1 + n, H)
+            t, s0 = self._convs(inp[:, :, i0:i1], i0, i1, H, stage)
+            t = t[:, :, o0 - s0 : o1 - s0]
+            moments += self._moments(t[:, :, r0 - o0 :])
+            if pooled:
+                # pool output rows r0/2 .. ceil(r1/2)-1 need rows r0-1 .. 2*ceil(r1/2)-1
+                top = 1 if r0 == 0 else 0
+                bot = 1 if (r1 == H and H % 2 == 1) else 0
+                if top or bot:
+                    t = F.pad(t, (0, 0, top, bot))
+                outs.append(self._l2pool(t))
+            del t
+        nxt = torch.cat(outs, dim=2).contiguous(memory_format=torch.channels_last) if pooled else None
+        return moments, nxt
+
+    # ------------------------------------------------------------------ public
+    @torch.no_grad()
+    def moments(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], list[int]]:
+        """Per-stage float64 moment sums ``[5, C_k]`` and pixel counts for one pair ``[1, 3, H, W]``."""
+        pair = torch.cat((x, y)).to(self.device, torch.float32)
+        out = [self._moments(pair)]
+        counts = [pair.shape[2] * pair.shape[3]]
+        h = ((pair - self.mean) / self.std).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        del pair
+        for stage in range(len(STAGES)):
+            m, h_next = self._stage(h, stage)
+            out.append(m)
+            counts.append(h.shape[2] * h.shape[3])
+            h = h_next
+        return out, counts
+
+    def score_pair(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """DISTS of one pair ``x, y: [1, 3, H, W]`` float in [0, 1] (distorted, reference)."""
+        mom, counts = self.moments(x, y)
+        s1, s2 = [], []
+        for m, n in zip(mom, counts):
+            mx, my = m[0] / n, m[1] / n
+            vx = m[2] / n - mx * mx
+            vy = m[3] / n - my * my
+            cxy = m[4] / n - mx * my
+            s1.append((2 * mx * my + C1) / (mx * mx + my * my + C1))
+            s2.append((2 * cxy + C2) / (vx + vy + C2))
+        s1 = torch.cat(s1)
+        s2 = torch.cat(s2)
+        num = (self.alpha * s1).sum() + (self.beta * s2).sum()
+        # same shapes and reductions as the numerator, so identical inputs give exactly 0
+        den = (self.alpha * torch.ones_like(s1)).sum() + (self.beta * torch.ones_like(s2)).sum()
+        return float(1.0 - num / den)
+
+
+def _prep(x: torch.Tensor) -> torch.Tensor:
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected [B, 1|3, H, W], got {tuple(x.shape)}")
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def dists(x: torch.Tensor, y: torch.Tensor, net: DISTSNet | None = None, *, device: str | None = None) -> torch.Tensor:
+    """DISTS between a distorted batch ``x`` and a reference batch ``y``.
+
+    Args:
+        x, y: ``[B, 3, H, W]`` RGB or ``[B, 1, H, W]`` gray, float in [0, 1], ``H, W >= 16``.
+        net: a :class:`DISTSNet`; by default one is built from the cached ``vgg16-dists``
+            weights (raises :class:`iretouch_bench.errors.WeightsError` if they are missing).
+
+    Returns:
+        ``[B]`` float64; exactly 0.0 for identical inputs.
+    """
+    if x.shape != y.shape:
+        raise ValueError(f"shape mismatch: {tuple(x.shape)} vs {tuple(y.shape)}")
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ValueError("NaN or infinite values in DISTS input")
+    if min(x.shape[-2:]) < 16:
+        raise ValueError(f"image {tuple(x.shape[-2:])} too small for DISTS (needs >= 16 px)")
+    if net is None:
+        net = default_net(device or str(x.device))
+    x, y = _prep(x), _prep(y)
+    return torch.tensor([net.score_pair(x[i : i + 1], y[i : i + 1]) for i in range(x.shape[0])],
+                        dtype=torch.float64)
+
+
+_NETS: dict[str, DISTSNet] = {}
+
+
+def default_net(device: str = "cpu") -> DISTSNet:
+    """A cached :class:`DISTSNet` on ``device`` built from the ``vgg16-dists`` weight set."""
+    if device not in _NETS:
+        from ..weights.vgg16 import load_vgg16_dists
+
+        _NETS[device] = DISTSNet(load_vgg16_dists(), device=device)
+    return _NETS[device]
+
+
+class DISTS:
+    """Running mean of :func:`dists` over pairs (``update``/``compute``)."""
+
+    def __init__(self, net: DISTSNet | None = None, device: str = "cpu"):
+        self.net = net or default_net(device)
+        self.reset()
+
+    def reset(self) -> None:
+        self._sum = 0.0
+        self._n = 0
+
+    def update(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        v = dists(x, y, self.net)
+        self._sum += float(v.sum())
+        self._n += v.numel()
+        return v
+
+    def compute(self) -> float:
+        return self._sum / self._n if self._n else math.nan
