@@ -614,27 +614,46 @@ def _load_ppr10k(spec: str, root: Path, *, expert: str, split: str | None, skip_
             raise DatasetError(
                 f"{split_dir}: {len(need)} pair(s) have no instruction in an instructions.jsonl sidecar and the "
                 f"instruction writer is unavailable ({_one_line(err)})") from err
+    def _one(r: dict[str, Any]):
+        src, tgt = Path(r["input"]), Path(r["target"])
+        try:
+            return _generate_instruction(src, tgt, digests[src.absolute()], digests[tgt.absolute()],
+                                         describe, writer_digest), None
+        except Exception as err:  # sorted out below, in row order
+            return None, err
+
+    todo = [r for r in rows if r["id"] not in sidecar]
+    # Decoding and measuring release the GIL for most of their time (Pillow/tifffile decode,
+    # numpy); threads overlap them. pool.map keeps row order, so results are deterministic.
+    workers = min(4, os.cpu_count() or 1, len(todo)) if todo else 1
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_one, todo))
+    else:
+        results = [_one(r) for r in todo]
+    generated = {id(r): res for r, res in zip(todo, results)}
+
     n_cached = n_measured = n_failed = 0
     for r in rows:
         if r["id"] in sidecar:
             r["instruction"] = sidecar[r["id"]]
             r["instruction_source"] = "sidecar"
             continue
-        src, tgt = Path(r["input"]), Path(r["target"])
-        try:
-            text, cached = _generate_instruction(src, tgt, digests[src.absolute()], digests[tgt.absolute()],
-                                                 describe, writer_digest)
-        except ImageReadError as err:  # an unreadable image: the runner fails this sample at run time
+        out, err = generated[id(r)]
+        if isinstance(err, ImageReadError):  # an unreadable image: the runner fails this sample at run time
             r["instruction"] = ""
             r["instruction_source"] = "unavailable"
             r["instruction_error"] = _one_line(err)
             n_failed += 1
             continue
-        except Exception as err:  # a writer failure on readable images is a bug, said in one line
-            raise DatasetError(f"{src}: the instruction writer failed on this pair ({type(err).__name__}: "
-                               f"{_one_line(err)})") from err
+        if err is not None:  # a writer failure on readable images is a bug, said in one line
+            raise DatasetError(f"{r['input']}: the instruction writer failed on this pair "
+                               f"({type(err).__name__}: {_one_line(err)})") from err
+        text, cached = out
         if not isinstance(text, str) or not text.strip():
-            raise DatasetError(f"{src}: the instruction writer returned no text for this pair")
+            raise DatasetError(f"{r['input']}: the instruction writer returned no text for this pair")
         r["instruction"] = text
         r["instruction_source"] = "generated_from_measured_change"
         n_cached += cached
