@@ -17,7 +17,7 @@ The measures, named as in :data:`iretouch_bench.data.attributes.MEASURES`:
                     need pixel correspondence between input and output)
 ``highlights``      mean L* of the brightest 25 % of the pixels
 ``local_contrast``  mean absolute high-pass of L*: ``|L* - G_sigma * L*|`` with a Gaussian of
-                    sigma = 1 % of the long side of the working image (5 px at 512): detail
+                    sigma = 2 % of the long side of the working image (10 px at 512): detail
                     and clarity, in L* units
 ==================  =====================================================================
 
@@ -34,7 +34,7 @@ import numpy as np
 #: Long side, in pixels, of the working copy the measures are taken on.
 WORK_LONG_SIDE = 512
 #: Gaussian sigma of the ``local_contrast`` high-pass, as a fraction of the working long side.
-LOCAL_SIGMA_REL = 0.01
+LOCAL_SIGMA_REL = 0.02
 #: Fraction of the pixels in the ``shadows`` / ``highlights`` tails.
 TAIL_FRACTION = 0.25
 #: Fewest region pixels (at working size) a measurement is taken on.
