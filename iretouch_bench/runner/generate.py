@@ -15,26 +15,13 @@ import numpy as np
 
 from ..data.sample import Sample
 from ..errors import BenchError
-from ..io import write_image
+from ..io import image_bit_depth, write_image
 from ..registry import RetouchModel
 from .records import RecordWriter
 
 
 def output_path(run_dir: Path, sample_id: str) -> Path:
     return run_dir / "outputs" / f"{sample_id}.png"
-
-
-def input_bit_depth(path: Path) -> int:
-    """8 or 16: outputs keep the precision of their input (a 16-bit TIFF gets a 16-bit PNG)."""
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            if im.mode.startswith("I;16") or im.mode in ("I", "F"):
-                return 16
-            return 8
-    except Exception:
-        return 16  # Pillow can't open it (e.g. 16-bit RGB TIFF): tifffile path, keep 16 bits
 
 
 def _check_output(out: object, sample: Sample) -> np.ndarray:
@@ -68,7 +55,8 @@ def generate_one(model: RetouchModel, sample: Sample, run_dir: Path, strength: f
         rec["latency_s"] = time.perf_counter() - t0
         out = _check_output(out, sample)
         path = output_path(run_dir, sample.id)
-        write_image(path, out, bits=input_bit_depth(sample.input_path))
+        # Outputs keep their input's precision: a 16-bit TIFF source gets a 16-bit PNG.
+        write_image(path, out, bits=image_bit_depth(sample.input_path))
         rec.update(status="ok", output=str(path.relative_to(run_dir)), output_size=list(out.shape[:2]))
     except KeyboardInterrupt:
         raise

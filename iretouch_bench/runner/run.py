@@ -53,6 +53,9 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     from .provenance import device_info, git_revision, package_versions
     from .score import score
 
+    from ..registry import get_model_class
+
+    get_model_class(config.model)  # an unknown model fails before any dataset work
     dataset = load_dataset(config.dataset, expert=config.expert, split=config.split)
     config.dataset_hash = dataset.content_hash
     run_dir = Path(config.out) if config.out else default_run_dir(config.model, dataset.name)
