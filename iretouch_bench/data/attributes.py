@@ -269,7 +269,8 @@ _RULES_SRC: list[tuple[str, str]] = [
     ("highlights:down", rf"\b{_HL}\s+(?:look\s+)?(?:darker|softer|gentler|calmer|dimmer|less bright)\b"),
     ("highlights:up", rf"\b{_HL}\s+(?:are\s+|look\s+)?(?:too dull|too dim|too flat|muddy)\b"),
     ("highlights:up", rf"\b{_HL}\s+(?:look\s+)?(?:brighter|stronger|more luminous|glow|pop|shine|sparkle)\b"),
-    ("highlights:up", rf"\b(?:{_UP}|brighten|lighten|lift|make|let){_ART}\s+{_HL}(?:\s+(?:glow|pop|shine|sparkle))?\b"),
+    ("highlights:up", rf"\b(?:make|let){_ART}\s+{_HL}\s+(?:glow|pop|shine|sparkle)\b"),
+    ("highlights:up", rf"\b(?:{_UP}|brighten|lighten|lift){_ART}\s+{_HL}\b"),
     ("highlights:up", rf"\b(?:brighter|stronger|glowing|more luminous|punchier|higher)\s+{_HL}\b"),
     ("highlights:up", rf"\b(?:bring|pull|push|bump){_ART}\s+{_HL}\s+up\b"),
     ("shadows:up", rf"\b{_SH}\s+(?:are\s+|look\s+)?(?:too dark|too deep|crushed|blocked up|too heavy|muddy)\b"),
@@ -324,8 +325,8 @@ _RULES_SRC: list[tuple[str, str]] = [
     ("brightness:down", r"\b(?:too bright|too light|overexposed|over exposed|less bright|less light|too washed|blown out)\b"),
     ("brightness:up", _nounrule(_BRI)[0]),
     ("brightness:down", _nounrule(_BRI)[1]),
-    ("brightness:up", r"\b(?:brighten(?:s|ed|ing)?(?: up)?|brighter|lighten(?: up)?|lighter|more light|expose up|luminous|open up the exposure|lift the exposure|bright)\b"),
-    ("brightness:down", r"\b(?:darken(?:s|ed|ing)?|darker|dim(?: down)?|dimmer|less light|deepen the tones|deepen the exposure|burn down|dark)\b"),
+    ("brightness:up", r"\b(?:brighten(?:s|ed|ing)?(?: up)?|brighter|lighten(?: up)?|lighter|more light|expose up|luminous|open up the exposure|lift the exposure|bright(?! (?:areas|tones|parts)))\b"),
+    ("brightness:down", r"\b(?:darken(?:s|ed|ing)?|darker|dim(?: down)?|dimmer|less light|deepen the tones|deepen the exposure|burn down|dark(?! (?:areas|tones|parts)))\b"),
 ]
 
 _RULES: list[tuple[str, re.Pattern[str]]] = [(a, re.compile(p)) for a, p in _RULES_SRC]

@@ -596,7 +596,7 @@ STYLE_PRESETS: dict[str, FinishingParams] = {
     # soft, bright, low contrast, softened detail
     "style:dreamy": FinishingParams(exposure=0.35, contrast=-0.4, shadows=0.5, clarity=-0.6, saturation=-0.1),
     # film grade: crushed shadows, more contrast, teal shadows and orange highlights
-    "style:cinematic": FinishingParams(contrast=0.75, shadows=-0.7, saturation=-0.15,
+    "style:cinematic": FinishingParams(contrast=0.95, shadows=-0.6, saturation=-0.15,
                                        split_toning=(190.0, 0.5, 30.0, 0.4)),
     "style:bw": FinishingParams(saturation=-1.0, contrast=0.15),
     # matte: lifted (faded) blacks, lower contrast

@@ -25,6 +25,7 @@ earlier instructions of the same dataset, and empty or over-long text.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from typing import Sequence
 
@@ -78,6 +79,12 @@ _TONAL_ALLOWED = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=65536)
+def _reading(normalised: str) -> frozenset:
+    """What the attribute matcher reads in a (normalised) instruction."""
+    return frozenset((m.name, m.region, m.confidence) for m in match_attributes(normalised))
+
+
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]+", " ", text.lower())).strip()
 
@@ -87,8 +94,9 @@ def check_instruction(text: str, seen: Sequence[str] | None = None) -> list[str]
 
     Args:
         text: the instruction.
-        seen: instructions already in the dataset; ``text`` must not (nearly) repeat one
-            (normalised difflib ratio >= :data:`DUPLICATE_RATIO`).
+        seen: instructions already in the dataset; ``text`` must not repeat one (same text
+            after normalising case, punctuation and spaces), nor nearly repeat one (difflib
+            ratio >= :data:`DUPLICATE_RATIO` and the same attributes read from both).
     Returns:
         One short sentence per problem: empty text, over :data:`MAX_CHARS` characters or
         :data:`MAX_WORDS` words, control characters, content-edit verbs, near-duplicates.
@@ -119,7 +127,10 @@ def check_instruction(text: str, seen: Sequence[str] | None = None) -> list[str]
                 problems.append(f"duplicate of an earlier instruction {other!r}")
                 break
             sm = difflib.SequenceMatcher(None, mine, theirs)
-            if sm.real_quick_ratio() >= DUPLICATE_RATIO and sm.quick_ratio() >= DUPLICATE_RATIO and sm.ratio() >= DUPLICATE_RATIO:
+            if (sm.real_quick_ratio() >= DUPLICATE_RATIO and sm.quick_ratio() >= DUPLICATE_RATIO
+                    and sm.ratio() >= DUPLICATE_RATIO and _reading(mine) == _reading(theirs)):
+                # similar wording AND the same meaning ("Saturate the sky" and "Desaturate the
+                # sky" are close in characters but opposite requests, not duplicates)
                 problems.append(f"near-duplicate of an earlier instruction {other!r} (similarity {sm.ratio():.2f})")
                 break
     return problems
@@ -145,11 +156,12 @@ _PHRASES: dict[str, list[str]] = {
     "contrast:down": ["Reduce the contrast", "Soften the contrast", "Lower the contrast", "Tone down the contrast",
                       "Make {x} {i}flatter", "Ease off the contrast"],
     "saturation:up": ["Boost the saturation", "Increase the saturation", "Make {x} {i}more saturated",
-                      "Make the colors {i}richer", "Make the colors pop", "Saturate {x}"],
+                      "Make the colors {i}richer", "Make the colors pop", "Saturate {x}",
+                      "Boost the saturation in {xo}"],
     "saturation:down": ["Desaturate {x}", "Mute the colors", "Tone down the saturation", "Make {x} {i}less saturated",
-                        "Reduce the saturation", "Calm the colors"],
+                        "Reduce the saturation", "Calm the colors", "Mute the colors in {xo}"],
     "vibrance:up": ["Boost the vibrance", "Increase the vibrance", "Make {x} {i}more vibrant", "Raise the vibrance",
-                    "Liven up the colors"],
+                    "Liven up the colors", "Boost the vibrance in {xo}", "Liven up the colors in {xo}"],
     "temperature:warm": ["Warm up {x}", "Make {x} {i}warmer", "Give {x} {i}more warmth", "Warm {x}",
                          "Neutralize the blue cast in {xo}", "Correct the cold cast in {xo}"],
     "temperature:cool": ["Cool down {x}", "Make {x} {i}cooler", "Cool {x}", "Reduce the warmth of {xo}",
@@ -292,6 +304,8 @@ def write_instruction(
     for it in intents:
         if it.name not in _PHRASES:
             raise InstructionError(f"unknown attribute {it.name!r}")
+        if it.name.startswith("brightness:") and it.region in ("shadows", "highlights"):
+            raise InstructionError(f"{it.name} in the {it.region} is the {it.region} attribute; ask for that instead")
         if it.name == "style:bw" and _level(it.confidence) != CONF_MEDIUM:
             raise InstructionError("style:bw has no intensity: write it at confidence 0.8")
     want = _key(intents)
