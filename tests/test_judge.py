@@ -294,7 +294,10 @@ def test_estimate_for_dry_run(tmp_path):
 
 
 # ---------------------------------------------------------------------------- endpoint, key, limits
-def test_key_never_leaks(server, tmp_path):
+def test_key_never_leaks(server, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)  # the client's and our own logging at their most verbose
     judge, _ = _judge(server, tmp_path, max_retries=1)
     server.script(("status", 400, {}, {"error": {"message": f"bad request from key {KEY}"}}),
                   ("answer", f"my key is {KEY} and no score"), ("answer", f"{KEY}"))
@@ -310,6 +313,7 @@ def test_key_never_leaks(server, tmp_path):
         if f.is_file():
             assert "SECRET123" not in f.read_text()
     assert "HTTP 400" in results[0].reasons["sc"] and "[REDACTED]" in results[0].reasons["sc"]
+    assert caplog.records and "SECRET123" not in caplog.text
 
 
 def test_base_url_from_environment_and_keyless_local(server, tmp_path, monkeypatch):

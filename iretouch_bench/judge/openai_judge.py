@@ -60,7 +60,7 @@ import numpy as np
 from . import pricing, prompts
 from .base import SCORE_KEYS, Judge, JudgeError, JudgeRequest, JudgeResult, overall
 from .cache import AnswerCache, answer_key, array_digest
-from .parse import AnswerError, looks_like_refusal, parse_answer
+from .parse import AnswerError, parse_answer
 
 DEFAULT_MODEL = "gpt-4o-2024-08-06"
 #: Floating aliases resolved to a pinned snapshot so that scores do not drift with the alias.
