@@ -37,8 +37,6 @@ def test_deterministic(built):
     assert fa == fb
     for rel in fa:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
-    assert emb.content_hash(a) == emb.content_hash(b)
-    assert len(emb.content_hash(a)) == 64
 
 
 def test_counts_and_categories(built):

@@ -24,7 +24,6 @@ timestamps): two builds give byte-identical files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -40,7 +39,7 @@ from .instructions import InstructionError
 from .synth import EVAL_PHOTOS, PHOTOS, load_photo, make_pair
 
 __all__ = ["EMBEDDED_NAME", "EMBEDDED_VERSION", "MAX_SIDE", "BASE_SEED", "PLAN", "default_root",
-           "build_embedded", "is_complete", "content_hash"]
+           "build_embedded", "is_complete"]
 
 EMBEDDED_NAME = "embedded"
 EMBEDDED_VERSION = "v1"
@@ -212,22 +211,3 @@ def build_embedded(root: Path | None = None, force: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
-
-
-def content_hash(root: Path) -> str:
-    """sha256 over the manifest and every file it names (in manifest order, each as
-    ``path\\0sha256\\n``): identical for byte-identical builds."""
-    from ..weights.store import sha256_file
-
-    root = Path(root)
-    h = hashlib.sha256()
-    man = root / "manifest.jsonl"
-    h.update(b"manifest.jsonl\0" + sha256_file(man).encode() + b"\n")
-    for line in man.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        r = json.loads(line)
-        for k in ("input", "target", "mask"):
-            if r.get(k):
-                h.update(f"{r[k]}\0{sha256_file(root / r[k])}\n".encode())
-    return h.hexdigest()
