@@ -114,6 +114,14 @@ class Judge(ABC):
     def estimate(self, n_samples: int) -> dict[str, Any]:
         """For ``--dry-run``: ``{"calls": int, "est_cost_usd": float | None, "note": str}``."""
 
+    def preflight(self) -> None:
+        """Raise :class:`JudgeError` now if the judge could not make its calls (e.g. no API key).
+
+        Call it before a long generation stage so a missing key fails in the first second, not
+        after the outputs are made. Answers already in the cache need no key, so ``score_batch``
+        itself only raises when a call is actually needed.
+        """
+
     def close(self) -> None:  # pragma: no cover - nothing to release by default
         """Release network clients and thread pools."""
 
