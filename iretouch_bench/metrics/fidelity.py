@@ -1,0 +1,139 @@
+"""Content fidelity of an edit: SSIM, CW-SSIM, GMSD, DISTS between input and output (paper Sec. 4.1).
+
+Protocol, step by step (also in :data:`PROTOCOL`, which a run records in ``run.json``):
+
+1. **Size.** An output whose size differs from the input's is resized to the input size
+   with ``torch.nn.functional.interpolate(mode="bicubic", antialias=True,
+   align_corners=False)`` on the RGB output in [0, 1], then clamped to [0, 1]. The
+   per-sample ``extra`` records ``resized_output``, ``output_size`` and ``input_size``.
+2. **Grayscale.** Both images become 8-bit gray: BT.601 luma ``0.299 R + 0.587 G + 0.114 B``
+   of the [0, 1] float values, times 255, rounded half-to-even, clipped to [0, 255]. These
+   are the Y weights the metrics' reference (pyiqa) uses, and MATLAB's ``rgb2gray`` to 3
+   decimals; the rounding reproduces the uint8 images the official MATLAB codes run on.
+3. **Histogram matching.** ``skimage.exposure.match_histograms(gray_output, gray_input)``
+   (exact CDF matching on the 256 levels); its float result is rounded half-to-even back
+   to 8 bits, so every metric sees the same 8-bit image, as MATLAB's ``imhistmatch`` would give.
+4. **Metrics** between the matched output (distorted) and the gray input (reference), each
+   on ``[1, 1, H, W]`` gray tensors with values ``level / 255``:
+   ``ssim`` (:mod:`.ssim`), ``cw_ssim`` (:mod:`.cw_ssim`), ``gmsd`` (:mod:`.gmsd`),
+   ``dists`` (:mod:`.dists`, gray repeated to RGB).
+
+Identical input and output give exactly ssim 1, cw_ssim 1, gmsd 0, dists 0. A metric that
+cannot be computed (image too small for it, DISTS weights not installed) is ``None`` with
+a reason; NaN/inf pixels raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import WeightsError
+from .keys import FIDELITY_KEYS
+from .ssim import LUMA_WEIGHTS
+
+PROTOCOL = {
+    "resize": "output resized to input size: torch interpolate bicubic, antialias=True, align_corners=False, clamp [0,1]",
+    "gray": "BT.601 luma 0.299R+0.587G+0.114B on [0,1], x255, round half-to-even, uint8",
+    "histogram_matching": "skimage.exposure.match_histograms(gray_output, gray_input), rounded half-to-even to uint8",
+    "ssim": "pyiqa 'ssim' convention: 11x11 Gaussian sigma 1.5, valid, no downsampling, cs clamped at 0",
+    "cw_ssim": "4 levels, 8 orientations, K=0, guard 0, coarsest level (official cwssim_index.m)",
+    "gmsd": "official GMSD.m: 2x2 average + subsample, Prewitt, T=170, std (N-1)",
+    "dists": "official DISTS (VGG16 IMAGENET1K_V1 + L2 pooling, official alpha/beta), float32 convs",
+}
+
+
+def _check_image(a: np.ndarray, what: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"{what}: expected an [H, W, 3] RGB array, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"{what}: expected float values in [0, 1], got dtype {a.dtype}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what}: contains NaN or infinite values")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise ValueError(f"{what}: values outside [0, 1] (min {lo:.4g}, max {hi:.4g})")
+    return a
+
+
+def to_gray_u8(rgb: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` float in [0, 1] -> ``[H, W]`` uint8 BT.601 luma (step 2 of the protocol)."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
+
+
+def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize ``[h, w, 3]`` float RGB to ``size = (H, W)`` (step 1 of the protocol)."""
+    t = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+    t = F.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 1.0)
+    return t[0].permute(1, 2, 0).numpy()
+
+
+def matched_gray_pair(input_rgb: np.ndarray, output_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Steps 1-3: (gray input uint8, histogram-matched gray output uint8, extra)."""
+    inp = _check_image(input_rgb, "input")
+    out = _check_image(output_rgb, "output")
+    in_size = [int(inp.shape[0]), int(inp.shape[1])]
+    out_size = [int(out.shape[0]), int(out.shape[1])]
+    extra: dict = {"resized_output": out_size != in_size, "output_size": out_size, "input_size": in_size}
+    if out_size != in_size:
+        out = resize_to(out, tuple(in_size))
+        extra["resize_method"] = "bicubic-antialias"
+    from skimage.exposure import match_histograms
+
+    g_in = to_gray_u8(inp)
+    g_out = to_gray_u8(out)
+    matched = match_histograms(g_out, g_in)
+    g_match = np.clip(np.rint(matched), 0, 255).astype(np.uint8)
+    return g_in, g_match, extra
+
+
+def _as_tensor(g: np.ndarray, device: str) -> torch.Tensor:
+    # level/255 in float32: every metric maps it back to the exact integer level
+    return (torch.from_numpy(g.astype(np.float32)) / 255.0)[None, None].to(device)
+
+
+def fidelity_scores(input_rgb: np.ndarray, output_rgb: np.ndarray, device: str = "cpu"
+                    ) -> tuple[dict[str, float | None], dict[str, str], dict]:
+    """The four content-fidelity metrics of one (input, output) pair.
+
+    Args:
+        input_rgb: ``[H, W, 3]`` float32 in [0, 1], the model's input (reference).
+        output_rgb: ``[h, w, 3]`` float32 in [0, 1], the model's output (any size; resized back).
+        device: ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``) for the metric computations.
+
+    Returns:
+        ``(values, reasons, extra)``: ``values`` has keys ``ssim, cw_ssim, gmsd, dists``
+        (float, or None when not computable), ``reasons`` maps each None key to a one-line
+        reason, ``extra`` holds ``resized_output``, ``output_size``, ``input_size`` (and
+        ``resize_method`` when resized).
+
+    Raises:
+        ValueError: NaN/inf values, wrong shape/dtype, or values outside [0, 1].
+    """
+    from .cw_ssim import cw_ssim
+    from .dists import default_net, dists
+    from .gmsd import gmsd
+    from .ssim import ssim
+
+    g_in, g_match, extra = matched_gray_pair(input_rgb, output_rgb)
+    x = _as_tensor(g_match, device)  # distorted
+    y = _as_tensor(g_in, device)  # reference
+    values: dict[str, float | None] = {k: None for k in FIDELITY_KEYS}
+    reasons: dict[str, str] = {}
+    funcs = {"ssim": ssim, "cw_ssim": cw_ssim, "gmsd": gmsd}
+    for key, fn in funcs.items():
+        try:
+            values[key] = float(fn(x, y)[0])
+        except ValueError as err:  # only size limits can remain after the checks above
+            reasons[key] = str(err)
+    try:
+        values["dists"] = float(dists(x, y, default_net(device))[0])
+    except WeightsError as err:
+        reasons["dists"] = str(err)
+    except ValueError as err:
+        reasons["dists"] = str(err)
+    return values, reasons, extra
