@@ -63,6 +63,17 @@ def test_tables_consistent():
         ("More clarity", [("clarity:up", CONF_MEDIUM, None)]),
         ("Brighten the face", [("brightness:up", CONF_MEDIUM, "skin")]),
         ("Cool down the background but keep the face warm", [("temperature:cool", CONF_MEDIUM, "background")]),
+        ("Make it pop", [("contrast:up", CONF_MEDIUM, None)]),
+        ("Give the sky a deeper blue", [("saturation:up", CONF_MEDIUM, "sky")]),
+        ("Make the skin look healthier and warmer", [("temperature:warm", CONF_MEDIUM, "skin")]),
+        ("Give it an orange and teal look", [("style:cinematic", CONF_MEDIUM, None)]),
+        ("Reduce the yellow tint", [("temperature:cool", CONF_MEDIUM, None)]),
+        ("Give it a warm tint", [("temperature:warm", CONF_MEDIUM, None)]),
+        ("Punch up the colors", [("saturation:up", CONF_MEDIUM, None)]),
+        ("Cool tones in the shadows, warm tones in the highlights",
+         [("temperature:cool", CONF_MEDIUM, "shadows"), ("temperature:warm", CONF_MEDIUM, "highlights")]),
+        ("Saturate the dark areas", [("saturation:up", CONF_MEDIUM, "shadows")]),
+        ("Make the highlights more vibrant", [("vibrance:up", CONF_MEDIUM, "highlights")]),
     ],
 )
 def test_examples(text, expected):

@@ -40,7 +40,7 @@ def _key(ms):
 @pytest.mark.parametrize("text", [
     "Add a dog next to her", "Remove the person on the left", "Replace the sky with a sunset",
     "Insert a logo", "Erase the watermark", "Delete the tree", "Draw a moustache", "Paste a cat in the corner",
-    "Crop it to a square", "Rotate the photo", "Brighten it and put a hat on him",
+    "Crop it to a square", "Rotate the photo", "Brighten it and put a hat on him", "Add a dog filter to the cat",
 ])
 def test_checker_rejects_content_edits(text):
     problems = check_instruction(text)
@@ -50,6 +50,7 @@ def test_checker_rejects_content_edits(text):
 @pytest.mark.parametrize("text", [
     "Add some warmth", "Remove the green cast", "Lift the shadows and warm up the skin tones",
     "Give it a soft, dreamy look", "Darken the sky a little", "Add more contrast to the background",
+    "Add a warm filter", "Remove the yellowish color cast",
 ])
 def test_checker_accepts_retouching(text):
     assert check_instruction(text) == []

@@ -30,7 +30,8 @@ How matching works (all on lower-cased text, British/American spellings unified)
    before plain forms: "too dark" and "less dark" mean ``brightness:up``.
 4. Region words left over in the clause ("sky", "background", "face"/"skin", "shadows",
    ...) set the region of every attribute of that clause. A bare-verb fragment such as
-   "Darken" in "Darken and cool the sky" takes the region of the fragment after it.
+   "Darken" in "Darken and cool the sky" takes the region of the fragment after it (or,
+   failing that, "warmer" in "Brighten the face and warmer" that of the fragment before).
 """
 
 from __future__ import annotations
@@ -177,6 +178,7 @@ _FUSE = [
     (r"\bcrisp[\s,]+and[\s]+clean\b", "crispandclean"),
     (r"\bclean[\s,]+and[\s]+fresh\b", "crispandclean"),
     (r"\bteal[\s-]+and[\s-]+orange\b", "tealandorange"),
+    (r"\borange[\s-]+and[\s-]+teal\b", "tealandorange"),
     (r"\bsoft[\s,]+and[\s]+dreamy\b", "dreamy"),
 ]
 _SPELLING = [
@@ -223,7 +225,7 @@ def _normalise(text: str) -> str:
 
 _UP = (
     r"(?:increase|raise|boost|bump up|bump|push|more|add|enhance|amplify|strengthen|heighten|turn up|"
-    r"crank up|crank|give it more|give more|improve|bring up|dial up|pump up|intensify|extra|higher|(?<=^ )up|(?<=^ please )up)"
+    r"crank up|crank|give it more|give more|improve|bring up|dial up|pump up|punch up|intensify|extra|higher|(?<=^ )up|(?<=^ please )up)"
 )
 _DOWN = (
     r"(?:decrease|reduce|lower|cut|drop|tone down|pull back|pull down|bring down|soften|less|tame|"
@@ -294,7 +296,7 @@ _RULES_SRC: list[tuple[str, str]] = [
     ("contrast:up", r"\b(?:too flat|too soft|less flat|lacks contrast|lacking contrast|low contrast|flat looking|looks flat|is flat|washed out contrast)\b"),
     ("contrast:up", _nounrule(_CON)[0]),
     ("contrast:down", _nounrule(_CON)[1]),
-    ("contrast:up", r"\b(?:punchier|punchy|more punch|some punch|give it punch|more pop|contrastier|more contrasty)\b"),
+    ("contrast:up", r"\b(?:punchier|punchy|more punch|some punch|give it punch|more pop|contrastier|more contrasty|make (?:it|the (?:image|photo|picture|shot)) pop)\b"),
     ("contrast:down", r"\b(?:flatter|flatten(?: out)?|gentler tones|softer tones|soften the tones|softer look|soften it)\b"),
     # --- vibrance (before saturation: "vibrant colors")
     ("vibrance:up", _nounrule(_VIB)[0]),
@@ -304,10 +306,16 @@ _RULES_SRC: list[tuple[str, str]] = [
     ("saturation:up", r"\b(?:undersaturated|under saturated|too muted|too dull|too desaturated|less muted|less dull|washed out|looks dull|dull colors|colors are dull|faded colors)\b"),
     ("saturation:up", r"\bcolors?\s+(?:look\s+)?(?:richer|more vivid|more saturated|stronger|bolder|deeper|pop|juicier)\b"),
     ("saturation:down", r"\bcolors?\s+(?:look\s+)?(?:calmer|more muted|less saturated|softer|quieter|less vivid)\b"),
+    ("saturation:up", r"\b(?:deeper|richer|more vivid|stronger|bolder|more intense|more saturated)\s+(?:blues?|greens?|reds?|oranges?|yellows?|purples?|pinks?)\b"),
     ("saturation:down", _nounrule(_SAT)[1]),
     ("saturation:down", r"\b(?:desaturate|desaturated|desaturation|muted|mute|subdued colors|subdue|tone down the colors|calmer colors|quieter colors|pastel)\b"),
     ("saturation:up", _nounrule(_SAT)[0]),
     ("saturation:up", r"\b(?:saturate|more saturated|saturated|richer colors|rich colors|more colorful|colorful|colors pop|make the colors pop|vivid|more vivid|stronger colors|deeper colors|juicier colors)\b"),
+    # --- colour casts named with a corrective verb (before the plain colour words)
+    ("temperature:cool", rf"\b(?:reduce|remove|neutrali[sz]e|correct|cut|fix|lose|kill|get rid of|less|lower|tone down){_ART}\s+(?:yellow|orange|warm|amber)(?:ish)?\s+(?:tint|cast|tone|tones|hue)\b"),
+    ("temperature:warm", rf"\b(?:reduce|remove|neutrali[sz]e|correct|cut|fix|lose|kill|get rid of|less|lower|tone down){_ART}\s+(?:blue|cold|cool|cyan)(?:ish)?\s+(?:tint|cast|tone|tones|hue)\b"),
+    ("tint:magenta", rf"\b(?:reduce|remove|neutrali[sz]e|correct|cut|fix|lose|kill|get rid of|less|lower|tone down){_ART}\s+(?:green|olive)(?:ish)?\s+(?:tint|cast|tone|tones|hue)\b"),
+    ("tint:green", rf"\b(?:reduce|remove|neutrali[sz]e|correct|cut|fix|lose|kill|get rid of|less|lower|tone down){_ART}\s+(?:magenta|pink|purple)(?:ish)?\s+(?:tint|cast|tone|tones|hue)\b"),
     # --- temperature (flips first)
     ("temperature:cool", r"\b(?:too warm|too yellow|too orange|too golden|less warm|less yellow|less orange|yellow cast|orange cast|warm cast)\b"),
     ("temperature:warm", r"\b(?:too cold|too cool|too blue|too icy|less cold|less cool|less blue|blue cast|cold cast|cool cast)\b"),
@@ -442,6 +450,13 @@ def match_attributes(instruction: str) -> list[AttributeMatch]:
             bare = not words and not _OBJECT_RE.search(pieces[i][0])
             if bare and nxt is not None and not nxt[3]:
                 region = nxt[1]
+        if region is None and i > 0 and pieces[i - 1][1]:
+            # "Make the skin look healthier and warmer": a bare fragment after "and" takes the
+            # region of the fragment before it
+            words = [w for w in re.findall(r"[a-z']+", leftover) if w not in _FILLER]
+            prev = parsed[i - 1]
+            if not words and not _OBJECT_RE.search(pieces[i][0]) and prev is not None and not prev[3]:
+                region = prev[1]
         for _, attr in sorted(found):
             key = (attr, region)
             if key in out:

@@ -71,9 +71,11 @@ _CONTENT_VERBS = re.compile(
 )
 # Tonal uses of otherwise content verbs: these change tone/colour, not what is in the photo.
 _TONAL_ALLOWED = re.compile(
-    r"\badd(?:s|ed|ing)?\s+(?:some\s+|a\s+bit\s+of\s+|a\s+touch\s+of\s+|a\s+little\s+|more\s+|a\s+hint\s+of\s+)?"
-    r"(?:warmth|contrast|punch|saturation|vibrance|clarity|texture|definition|glow|brightness|exposure|"
-    r"light|depth|drama|color|colour|coolness|haze)\b"
+    r"\badd(?:s|ed|ing)?\s+(?:some\s+|a\s+bit\s+of\s+|a\s+touch\s+of\s+|a\s+little\s+|more\s+|a\s+hint\s+of\s+|an?\s+)?"
+    r"(?:(?:warm|warmer|cool|cooler|cold|soft|softer|subtle|gentle|strong|vintage|retro|film|cinematic|matte|golden|"
+    r"blue|yellow|orange|teal|pink|green|magenta|dreamy|moody|dark|light|bright|faded|slight|natural|nice|"
+    r"bit|little|more|overall)\s+){0,2}(?:warmth|contrast|punch|saturation|vibrance|clarity|texture|definition|glow|brightness|"
+    r"exposure|light|depth|drama|color|colour|coolness|haze|filter|tone|tones|look|feel|mood|cast|tint|grade|vignette)\b"
     r"|\bremov(?:e|es|ed|ing)\s+(?:the\s+|any\s+|that\s+|this\s+)?(?:[a-z]+\s+){0,2}?(?:cast|tint|haze|color cast|colour cast)\b"
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -207,6 +209,8 @@ _REGION_X: dict[str, list[str]] = {
     "shadows": ["the shadows", "the dark areas"],
     "highlights": ["the highlights", "the bright areas"],
 }
+# objects after "in"/"of" ("the cast in the corners", not "in the edges")
+_REGION_XO: dict[str, list[str]] = {"edges": ["the corners", "the edges of the frame"]}
 _LOW_SUFFIX = [" a little", " a bit", " a touch", " slightly"]
 _HIGH_SUFFIX = [" a lot", " strongly", " considerably", " significantly"]
 _LOW_PREFIX = ["Slightly", "Gently", "Subtly"]
@@ -245,13 +249,14 @@ def _phrase(intent: AttributeMatch, rng: np.random.Generator) -> str:
         t = t.replace("{i}", _choice(rng, _COMPARATIVE_I[level]))
         level = CONF_MEDIUM  # intensity placed: no adverb below
     if intent.region is not None:
-        obj = _choice(rng, _REGION_X[intent.region])
-        t = t.replace("{x}", obj).replace("{xo}", obj)
+        t = t.replace("{x}", _choice(rng, _REGION_X[intent.region]))
+        t = t.replace("{xo}", _choice(rng, _REGION_XO.get(intent.region, _REGION_X[intent.region])))
     else:
         t = t.replace("{x}", _choice(rng, _GLOBAL_X)).replace("{xo}", _choice(rng, _GLOBAL_XO))
     if level != CONF_MEDIUM:
         first = t.split()[0].lower()
-        if first in _PREFIXABLE and rng.random() < 0.35:
+        # "Neutralize the blue cast in the sky a lot" reads badly: those verbs take a prefix
+        if first in ("neutralize", "correct") or (first in _PREFIXABLE and rng.random() < 0.35):
             pre = _choice(rng, _LOW_PREFIX if level == CONF_LOW else _HIGH_PREFIX)
             t = f"{pre} {t[0].lower()}{t[1:]}"
         else:
