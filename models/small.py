@@ -1,0 +1,215 @@
+"""The shipped small InstantRetouch-style model (what ``ours`` runs without ``--weights``).
+
+NOT the paper's distilled generator (no InstantRetouch weights are public). It keeps the
+paper's bilateral design -- adapter, learned guidance map, full-resolution slice-and-apply --
+and replaces the diffusion low-resolution branch by:
+
+* a small CNN image encoder on a fixed ``lowres x lowres`` area-downsampled view of the input
+  (so its cost does not depend on the input size), FiLM-conditioned on
+* the instruction's conditioning vector :func:`text_features`: the paper's attribute bank
+  (Sec. 3.4.2; :func:`iretouch_bench.data.attributes.attribute_vector`, one confidence per
+  atomic attribute such as ``brightness:up`` or ``style:vintage``), two flags (the instruction
+  names a region; a region mask is given) and a hashed bag-of-words embedding of the text
+  (words and word bigrams, signed feature hashing, L2-normalised).
+
+Weights: ``models/weights/ours_small.safetensors`` + ``ours_small.json`` (the config), produced
+by ``python -m iretouch_bench.models.train`` (see MODEL_CARD.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .adapter import BilateralAdapter
+
+__all__ = ["SmallConfig", "SmallRetouchNet", "hashed_bow", "text_features", "WEIGHTS_DIR",
+           "SHIPPED_WEIGHTS", "SHIPPED_CONFIG", "load_small", "save_small"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED_WEIGHTS = WEIGHTS_DIR / "ours_small.safetensors"
+SHIPPED_CONFIG = WEIGHTS_DIR / "ours_small.json"
+
+_WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def hashed_bow(text: str, dim: int = 256) -> np.ndarray:
+    """Signed feature-hashing bag of words + bigrams of ``text`` -> float32 ``[dim]``, L2 norm 1
+    (all zeros for empty text). Stable across processes (blake2b, not Python's salted hash)."""
+    words = _WORD_RE.findall(text.lower())
+    tokens = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    vec = np.zeros(dim, np.float32)
+    for tok in tokens:
+        h = int.from_bytes(hashlib.blake2b(tok.encode("utf-8"), digest_size=8).digest(), "little")
+        vec[h % dim] += 1.0 if (h >> 63) & 1 else -1.0
+    n = float(np.linalg.norm(vec))
+    return vec / n if n > 0 else vec
+
+
+def text_features(instruction: str, has_mask: bool, hash_dim: int = 256) -> np.ndarray:
+    """Conditioning vector float32 ``[n_attributes + 2 + hash_dim]``:
+    ``[attribute confidences (0..1), names-a-region flag, mask-given flag, hashed BoW]``."""
+    from iretouch_bench.data.attributes import attribute_vector, match_attributes
+
+    attrs = attribute_vector(instruction).astype(np.float32)
+    regional = float(any(m.region is not None for m in match_attributes(instruction)))
+    return np.concatenate([attrs, np.array([regional, float(has_mask)], np.float32),
+                           hashed_bow(instruction, hash_dim)]).astype(np.float32)
+
+
+def n_attributes() -> int:
+    from iretouch_bench.data.attributes import ATTRIBUTES
+
+    return len(ATTRIBUTES)
+
+
+@dataclass
+class SmallConfig:
+    """Architecture of :class:`SmallRetouchNet` (saved next to the weights as JSON)."""
+
+    lowres: int = 128
+    widths: tuple[int, ...] = (16, 32, 64, 64)
+    cond_dim: int = 64
+    hash_dim: int = 256
+    n_attributes: int = 27
+    grid_depth: int = 8
+    grid_size: int = 16
+    n_knots: int = 16
+    hidden: int = 64
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cond_in(self) -> int:
+        return self.n_attributes + 2 + self.hash_dim
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "SmallConfig":
+        d = dict(d)
+        d["widths"] = tuple(d.get("widths", cls.widths))
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class _Stage(nn.Module):
+    """conv3x3 stride 2 -> FiLM(cond) -> SiLU -> conv3x3 -> SiLU."""
+
+    def __init__(self, cin: int, cout: int, cond_dim: int) -> None:
+        super().__init__()
+        self.down = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
+        self.film = nn.Linear(cond_dim, 2 * cout)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        self.conv = nn.Conv2d(cout, cout, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        x = self.down(x)
+        gamma, beta = self.film(c).chunk(2, dim=1)
+        x = x * (1 + gamma[..., None, None]) + beta[..., None, None]
+        return F.silu(self.conv(F.silu(x)))
+
+
+class SmallRetouchNet(nn.Module):
+    """Low-resolution branch of the shipped model.
+
+    ``forward(lowres [B, 3, L, L] in [0, 1], cond [B, cond_in]) -> (grid [B, 12, D, G, G],
+    guide_delta [B, P])``; :meth:`guidance_params` turns ``guide_delta`` into
+    ``(knots [B, 3, K], mix [B, 3], bias [B, 1])``.
+    """
+
+    def __init__(self, config: SmallConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or SmallConfig()
+        self.cond = nn.Sequential(nn.Linear(cfg.cond_in, cfg.cond_dim), nn.SiLU(),
+                                  nn.Linear(cfg.cond_dim, cfg.cond_dim), nn.SiLU())
+        stages, cin = [], 3
+        for w in cfg.widths:
+            stages.append(_Stage(cin, w, cfg.cond_dim))
+            cin = w
+        self.stages = nn.ModuleList(stages)
+        # The local features come from the stage whose resolution is closest to the grid size.
+        self._local_stage = int(np.argmin([abs(cfg.lowres / 2 ** (i + 1) - cfg.grid_size) for i in range(len(cfg.widths))]))
+        glob_dim = cfg.widths[-1] + cfg.cond_dim
+        self.glob = nn.Sequential(nn.Linear(glob_dim, cfg.hidden), nn.SiLU())
+        self.adapter = BilateralAdapter(cfg.widths[self._local_stage], cfg.hidden, grid_depth=cfg.grid_depth,
+                                        grid_size=(cfg.grid_size, cfg.grid_size), hidden=cfg.hidden,
+                                        n_knots=cfg.n_knots)
+
+    def forward(self, lowres: torch.Tensor, cond: torch.Tensor):
+        c = self.cond(cond)
+        x = lowres * 2 - 1
+        local = None
+        for i, st in enumerate(self.stages):
+            x = st(x, c)
+            if i == self._local_stage:
+                local = x
+        g = self.glob(torch.cat([x.mean(dim=(2, 3)), c], dim=1))
+        return self.adapter(local, g)
+
+    def guidance_params(self, guide_delta: torch.Tensor):
+        return self.adapter.guidance_params(guide_delta)
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray, instruction: str, has_mask: bool):
+        """One ``[H, W, 3]`` float32 image -> (grid ``[12, D, G, G]``, (knots ``[3, K]``,
+        mix ``[3]``, bias ``[1]``)) as float32 numpy arrays. Cost independent of ``H, W`` apart
+        from one area-downsampling pass."""
+        from .lowres import area_resize_hwc
+
+        L = self.config.lowres
+        low = torch.from_numpy(area_resize_hwc(image, L, L)).permute(2, 0, 1).unsqueeze(0)
+        cond = torch.from_numpy(text_features(instruction, has_mask, self.config.hash_dim)).unsqueeze(0)
+        grid, gd = self(low, cond)
+        knots, mix, bias = self.guidance_params(gd)
+        return grid[0].numpy(), (knots[0].numpy(), mix[0].numpy(), bias[0].numpy())
+
+
+def save_small(net: SmallRetouchNet, path: str | Path, metadata: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """Write ``<path>.safetensors`` (float32 state dict) and ``<path>.json`` (config + metadata)."""
+    from iretouch_bench.weights.store import save_safetensors
+
+    path = Path(path)
+    st = path.with_suffix(".safetensors")
+    cfg = path.with_suffix(".json")
+    save_safetensors({k: v.detach().float().cpu() for k, v in net.state_dict().items()}, st,
+                     metadata={"format": "iretouch-bench ours_small", **(metadata or {})})
+    cfg.write_text(json.dumps({"config": net.config.to_json(), **({"metadata": metadata} if metadata else {})},
+                              indent=2, sort_keys=True) + "\n")
+    return st, cfg
+
+
+def load_small(weights: str | Path | None = None, config: str | Path | None = None) -> SmallRetouchNet:
+    """Load the small model (default: the shipped weights). Raises WeightsError on problems."""
+    from iretouch_bench.errors import WeightsError
+    from iretouch_bench.weights.store import load_safetensors
+
+    st = Path(weights) if weights is not None else SHIPPED_WEIGHTS
+    cfg_path = Path(config) if config is not None else st.with_suffix(".json")
+    if not st.is_file():
+        raise WeightsError(f"{st}: small-model weights not found (train them: python -m iretouch_bench.models.train)")
+    if not cfg_path.is_file():
+        raise WeightsError(f"{cfg_path}: small-model config not found next to {st.name}")
+    try:
+        cfg = SmallConfig.from_json(json.loads(cfg_path.read_text())["config"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise WeightsError(f"{cfg_path}: malformed small-model config ({err})") from err
+    net = SmallRetouchNet(cfg)
+    try:
+        state = load_safetensors(st)
+        net.load_state_dict(state, strict=True)
+    except Exception as err:
+        raise WeightsError(f"{st}: cannot load small-model weights ({err})") from err
+    return net.eval()
