@@ -26,9 +26,9 @@ parameter          range                 identity  effect (sign convention)
                                                    luma 1/3, amplitude 0.14); + lifts
 ``highlights``     [-1, 1]               0         luma offset weighted towards bright tones (peak
                                                    at luma 2/3, amplitude 0.14); + brightens
-``clarity``        [-1, 1]               0         local contrast: adds ``clarity`` x (luma - luma
-                                                   blurred with sigma 2% of the long side); -
-                                                   softens detail
+``clarity``        [-1, 1]               0         local contrast: adds ``clarity`` x 4y(1-y) x (luma
+                                                   y - y blurred with sigma 2% of the long side);
+                                                   - softens detail
 ``saturation``     [-1, 1]               0         scale chroma about luma by (1 + s); -1 = grey
 ``vibrance``       [-1, 1]               0         like saturation, weighted to less saturated pixels
 ``split_toning``   (hs, ss, hh, sh)      None      colour grade: adds a cast of HSV hue ``hs`` degrees
@@ -37,13 +37,17 @@ parameter          range                 identity  effect (sign convention)
                                                    offset 0.08 x strength, luma unchanged
 ``hsl``            band -> (dh, ds, dl)  {}        per hue band (red, orange, yellow, green, aqua,
                    dh in [-30, 30] deg,            blue, purple, magenta): hue shift in degrees,
-                   ds, dl in [-1, 1]               saturation scale 1+ds, value scale 1+dl/2
+                   ds, dl in [-1, 1]               chroma scale 1+ds, luma scale 1+dl/2 (in luma/
+                                                   chroma coordinates, faded out for greys)
 ``local``          list of LocalEdit     []        each applies its own parameters inside a soft
                                                    mask (:mod:`.masks`): out = out + m*(edit - out)
 =================  ====================  ========  ==================================================
 
 Every stage keeps values in [0, 1] (clipped after the linear-light stage and at the end).
-All operations are vectorised numpy, O(H*W) (clarity blurs a downsampled copy).
+All operations are vectorised numpy, O(H*W) (clarity blurs a downsampled copy); per-channel
+curves (exposure/white balance, gamma, tone curve, contrast) go through 65536-entry lookup
+tables. Measured on this 2-core CPU at 3840x2160: 0.2-0.8 s per operation, about 5 s with
+every operation on (a plain copy of the image takes 25 ms).
 """
 
 from __future__ import annotations
