@@ -123,7 +123,7 @@ def _ssim_sums(X: torch.Tensor, Y: torch.Tensor, g: torch.Tensor, C1: float, C2:
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, *, downsample: bool = False, window: int = 11,
-         sigma: float = 1.5, band_rows: int = 256) -> torch.Tensor:
+         sigma: float = 1.5, band_rows: int = 64) -> torch.Tensor:
     """SSIM between two image batches (pyiqa ``ssim`` convention, see module docstring).
 
     Args:
