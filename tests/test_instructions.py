@@ -21,6 +21,7 @@ from iretouch_bench.data.instructions import (
     InstructionError,
     check_instruction,
     describe_change,
+    fit_finishing,
     instruction_for_params,
     intents_for_degradation,
     write_instruction,
@@ -180,6 +181,25 @@ def test_describe_change(photo, kw, expected):
     names = [m.name for m in match_attributes(text)]
     assert names and names[0] == expected, text
     assert check_instruction(text) == []
+
+
+@pytest.mark.parametrize("kw", [dict(exposure=0.6, temperature=-0.4), dict(shadows=0.8), dict(tint=0.5, contrast=-0.5),
+                                dict(saturation=-0.5, highlights=-0.7)])
+def test_fit_finishing_recovers_params(photo, kw):
+    target = apply_finishing(photo, FinishingParams(**kw))
+    fitted = fit_finishing(photo, target).to_dict()
+    for k, v in kw.items():
+        assert fitted[k] == pytest.approx(v, abs=0.15), (k, fitted)
+    for k, v in fitted.items():
+        if k not in kw:
+            assert abs(v) < 0.25, (k, fitted)  # exposure and contrast trade off a little
+
+
+def test_describe_ignores_lightness_side_effects(photo):
+    # brightening raises mean b* and lowers the shadow quartile's share; only "brighter" is said
+    target = apply_finishing(photo, FinishingParams(exposure=0.7))
+    names = [m.name for m in match_attributes(describe_change(photo, target))]
+    assert names == ["brightness:up"]
 
 
 def test_describe_no_change(photo):

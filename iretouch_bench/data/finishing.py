@@ -319,6 +319,8 @@ def _lut_apply(img: np.ndarray, fn) -> np.ndarray:
     65536-entry lookup table (nearest entry): O(H*W) whatever ``fn`` costs, and several times
     faster than evaluating powers/splines per pixel at 4K. Error <= |fn'| * 7.6e-6 (the curves
     here have |fn'| < 3 except x**(1/gamma) right at 0), below one 16-bit output step."""
+    if img.size <= _LUT_SIZE:  # small images (parameter fitting): evaluating directly is cheaper
+        return np.clip(fn(np.clip(img, 0.0, 1.0).astype(np.float64)), 0.0, 1.0).astype(np.float32)
     return _lut(fn)[_lut_index(img)]
 
 
@@ -330,6 +332,8 @@ def _op_linear(img: np.ndarray, p: FinishingParams) -> np.ndarray:
         gains = gains * _wb_gains(p.temperature, p.tint)
     if p.exposure != 0.0:
         gains = gains * 2.0 ** p.exposure
+    if img.size <= _LUT_SIZE:
+        return linear_to_srgb(srgb_to_linear(img) * gains.astype(np.float32))
     idx = _lut_index(img)
     out = np.empty(img.shape, dtype=np.float32)
     for c in range(3):

@@ -45,6 +45,7 @@ __all__ = [
     "intents_for_degradation",
     "instruction_for_params",
     "change_intents",
+    "fit_finishing",
     "describe_change",
 ]
 
@@ -398,49 +399,134 @@ def instruction_for_params(
 # ---------------------------------------------------------------------------------------
 # From a measured change
 
-# measure -> (attribute when it rises, attribute when it falls, threshold, (low, high) level edges)
-# Thresholds in CIELAB units (L*, a*, b*, chroma); local contrast in relative change.
-_CHANGE_RULES: list[tuple[str, str, str, float, tuple[float, float]]] = [
-    ("lightness", "brightness:up", "brightness:down", 2.0, (5.0, 10.0)),
-    ("contrast", "contrast:up", "contrast:down", 1.5, (3.0, 6.0)),
-    ("chroma", "saturation:up", "saturation:down", 1.5, (3.0, 7.0)),
-    ("b", "temperature:warm", "temperature:cool", 1.5, (3.0, 6.0)),
-    ("a", "tint:magenta", "tint:green", 1.5, (3.0, 6.0)),
-    ("shadows", "shadows:up", "shadows:down", 2.5, (5.0, 10.0)),
-    ("highlights", "highlights:up", "highlights:down", 2.5, (5.0, 10.0)),
-    ("local_contrast", "clarity:up", "clarity:down", 0.15, (0.3, 0.6)),
-]
+#: Long side of the working copy measured by change_intents (the offline score ``attr_acc``
+#: measures at the same size, so "local contrast" means the same in both).
+WORK_LONG_SIDE = 512
+#: Long side of the small copy the finishing parameters are fitted on.
+FIT_LONG_SIDE = 96
+#: Operations fitted by :func:`fit_finishing`, with the smallest |value| that counts as a
+#: change when describing it.
+FIT_OPS: dict[str, float] = {
+    "exposure": 0.15, "temperature": 0.12, "tint": 0.12, "contrast": 0.15,
+    "saturation": 0.12, "shadows": 0.3, "highlights": 0.3,
+}
+# op -> (attribute of a positive value, attribute of a negative value): the forward change
+_FORWARD: dict[str, tuple[str, str]] = {
+    "exposure": ("brightness:up", "brightness:down"),
+    "temperature": ("temperature:warm", "temperature:cool"),
+    "tint": ("tint:magenta", "tint:green"),
+    "contrast": ("contrast:up", "contrast:down"),
+    "saturation": ("saturation:up", "saturation:down"),
+    "shadows": ("shadows:up", "shadows:down"),
+    "highlights": ("highlights:up", "highlights:down"),
+}
+#: Smallest measured change (CIELAB units, signed by the attribute's expected direction)
+#: for a fitted attribute to be kept: the description never claims a change that the
+#: offline score would measure the other way.
+AGREE_MIN = 0.75
+
+
+def _area_down(img: np.ndarray, long_side: int) -> np.ndarray:
+    """Area-average by an integer factor so the long side is at most ``long_side``."""
+    img = np.asarray(img, dtype=np.float32)
+    f = int(np.ceil(max(img.shape[:2]) / long_side))
+    if f <= 1:
+        return img
+    from skimage.transform import downscale_local_mean
+
+    factors = (f, f, 1) if img.ndim == 3 else (f, f)
+    return downscale_local_mean(img, factors).astype(np.float32)
+
+
+def fit_finishing(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> FinishingParams:
+    """The global finishing parameters (:data:`FIT_OPS`) that best map ``source`` to ``target``.
+
+    Non-linear least squares (scipy ``least_squares``, trust-region within
+    :data:`~.finishing.PARAM_RANGES`) on copies area-averaged to a long side of
+    :data:`FIT_LONG_SIDE` px, pixel weights = ``mask`` when given, with a small penalty
+    towards zero so that operations the change does not need stay at zero.
+
+    Args:
+        source, target: float32 ``[H, W, 3]`` in [0, 1], same size.
+        mask: optional float32 ``[H, W]`` in [0, 1].
+    Returns:
+        FinishingParams with only FIT_OPS set.
+    """
+    from scipy.optimize import least_squares
+
+    from .finishing import _apply_global
+
+    src, tgt = _area_down(source, FIT_LONG_SIDE), _area_down(target, FIT_LONG_SIDE)
+    w = np.ones(src.shape[:2], np.float32) if mask is None else np.clip(_area_down(mask, FIT_LONG_SIDE), 0, 1)
+    sw = np.sqrt(w / max(float(w.mean()), 1e-6))[..., None]
+    ops = list(FIT_OPS)
+    lo = np.array([PARAM_RANGES[o][0] for o in ops])
+    hi = np.array([PARAM_RANGES[o][1] for o in ops])
+    n = float(src.size)
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        p = FinishingParams(**{o: float(np.clip(v, lo[i], hi[i])) for i, (o, v) in enumerate(zip(ops, x))})
+        out = _apply_global(src, p)
+        # penalty 0.01 per unit of parameter, scaled to the pixel term's size
+        return np.concatenate([((out - tgt) * sw).ravel().astype(np.float64), 0.01 * np.sqrt(n) * x / np.sqrt(len(ops))])
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        # Forward differences with an absolute step: scipy's relative steps are ~1e-8 at x = 0,
+        # below what float32 pixels resolve (the Jacobian would read as zero).
+        f0 = resid(x)
+        cols = []
+        for i in range(len(x)):
+            h = 0.02 if x[i] + 0.02 <= hi[i] else -0.02
+            xi = x.copy()
+            xi[i] += h
+            cols.append((resid(xi) - f0) / h)
+        return np.stack(cols, axis=1)
+
+    sol = least_squares(resid, np.zeros(len(ops)), jac=jac, bounds=(lo, hi), xtol=1e-4, ftol=1e-6, max_nfev=100)
+    return FinishingParams(**{o: float(np.clip(v, lo[i], hi[i])) for i, (o, v) in enumerate(zip(ops, sol.x))})
 
 
 def change_intents(
     source: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, region: str | None = None,
     max_attributes: int = 3,
 ) -> list[AttributeMatch]:
-    """The attributes of the measured source-to-target change (largest first).
+    """The attributes of the measured source-to-target change (largest effect first).
 
-    Measures both images with :func:`~.attributes.measure_image` (inside ``mask`` when
-    given). Shadow/highlight changes count only beyond the overall lightness change, and
-    local contrast only beyond the relative change of global contrast, so a plain
-    brightening is not also described as "lift the shadows". At most ``max_attributes``
-    attributes whose change exceeds its threshold; confidence from the size of the change.
+    1. :func:`fit_finishing` explains the change with the pipeline's global operations
+       (exposure, white balance, contrast, saturation, shadows, highlights), so that a
+       plain brightening is not also read as "warmer" or "more contrast".
+    2. Each operation beyond its :data:`FIT_OPS` threshold becomes its attribute, ranked by
+       how much that operation alone changes the (small) image; confidence from its
+       magnitude (thirds of :data:`~.finishing.SAMPLE_RANGES`).
+    3. An attribute is kept only if the measured change (:func:`~.attributes.measure_image`
+       on copies of long side :data:`WORK_LONG_SIDE`, inside ``mask`` when given) goes its
+       expected way by at least :data:`AGREE_MIN` for every measure of its
+       ``ATTRIBUTE_EFFECTS`` row.
     """
-    ms = measure_image(source, mask)
-    mt = measure_image(target, mask)
-    d = {k: mt[k] - ms[k] for k in ms}
-    d["shadows"] -= d["lightness"]
-    d["highlights"] -= d["lightness"]
-    rel_lc = d["local_contrast"] / max(ms["local_contrast"], 1e-3)
-    rel_c = d["contrast"] / max(ms["contrast"], 1e-3)
-    d["local_contrast"] = rel_lc - rel_c
+    from .attributes import ATTRIBUTE_EFFECTS
+    from .finishing import _apply_global
+
+    fitted = fit_finishing(source, target, mask)
+    small = _area_down(source, FIT_LONG_SIDE)
     cands = []
-    for measure, up, down, thr, (lo, hi) in _CHANGE_RULES:
-        v = d[measure]
+    for op, thr in FIT_OPS.items():
+        v = getattr(fitted, op)
         if abs(v) < thr:
             continue
-        level = CONF_LOW if abs(v) < lo else CONF_MEDIUM if abs(v) < hi else CONF_HIGH
-        cands.append((abs(v) / thr, AttributeMatch(up if v > 0 else down, level, region)))
+        effect = float(np.abs(_apply_global(small, FinishingParams(**{op: v})) - small).mean())
+        name = _FORWARD[op][0 if v > 0 else 1]
+        cands.append((effect, AttributeMatch(name, _op_level(op, v), region)))
     cands.sort(key=lambda t: -t[0])
-    return [c for _, c in cands[:max_attributes]]
+    if not cands:
+        return []
+    ws, wt = _area_down(source, WORK_LONG_SIDE), _area_down(target, WORK_LONG_SIDE)
+    wm = None if mask is None else _area_down(mask, WORK_LONG_SIDE)
+    ms, mt = measure_image(ws, wm), measure_image(wt, wm)
+    out = []
+    for _, it in cands:
+        if all((mt[k] - ms[k]) * sign >= AGREE_MIN for k, sign in ATTRIBUTE_EFFECTS[it.name].items()):
+            out.append(it)
+    return out[:max_attributes]
 
 
 _NO_CHANGE = ["Leave the tones as they are.", "Keep the photo as it is.", "Keep the colors and tones unchanged."]
