@@ -158,6 +158,9 @@ _LOADERS: dict[str, Callable[[], np.ndarray]] = {
     "flower": _sklearn("flower.jpg"),
 }
 
+# Not registered: skimage.data.skin() and the other images outside scikit-image's wheel are
+# downloaded with pooch on first use; the registry holds only photos installed on disk.
+
 #: Photos of the embedded evaluation set (two portraits: astronaut, grace_hopper).
 EVAL_PHOTOS: tuple[str, ...] = ("astronaut", "grace_hopper", "coffee", "rocket", "china")
 #: Photos for training; disjoint from EVAL_PHOTOS.
