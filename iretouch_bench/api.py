@@ -73,13 +73,10 @@ def slice_apply(grid, guide, image, strength: float = 1.0):
 def estimate_judge_cost(config: RunConfig) -> dict:
     """How many judge calls ``config`` needs and roughly what they cost (``run --dry-run``)."""
     from .data.loaders import load_dataset as _load
-    from .judge import make_judge
-    from .runner.run import select_samples
+    from .runner.run import make_run_judge, select_samples
 
     ds = _load(config.dataset, expert=config.expert, split=config.split)
     n = len(select_samples(ds.samples, config.limit, config.shard))
-    judge = make_judge(config.judge, base_url=config.judge_base_url, samples=config.judge_samples,
-                       cache_mode=config.judge_cache, budget_usd=config.judge_budget,
-                       concurrency=config.judge_concurrency)
+    judge = make_run_judge(config)
     est = judge.estimate(n)
     return {"dataset": ds.name, "n_samples": n, "judge": config.judge, **est}

@@ -59,6 +59,11 @@ def cli() -> None:
 @click.option("--judge-cache", default="use", show_default=True, type=click.Choice(["use", "refresh", "off"]))
 @click.option("--judge-budget", default=None, type=float, help="Stop judging before spending more than USD.")
 @click.option("--judge-concurrency", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--judge-rpm", default=None, type=float, help="Judge requests per minute (rate limit).")
+@click.option("--judge-max-side", default=1024, show_default=True, type=click.IntRange(64),
+              help="Long side (px) of images sent to the judge.")
+@click.option("--judge-timeout", default=120.0, show_default=True, type=float, help="Seconds per judge request.")
+@click.option("--judge-retries", default=5, show_default=True, type=click.IntRange(0), help="Retries per judge call.")
 @click.option("--dry-run", is_flag=True, help="Say how many judge calls the run needs and their rough cost; run nothing.")
 @click.option("--limit", default=None, type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--out", default=None, help="Run folder (default: runs/<model>__<dataset>; rerun resumes it).")
@@ -75,7 +80,7 @@ def cli() -> None:
 @click.option("--resolutions", default="720p,1k,2k,4k", show_default=True, help="For --latency.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency,
-        dry_run, limit, out, device, weights, strength, identity, face_weights, expert, split, shard, latency, resolutions,
+        judge_rpm, judge_max_side, judge_timeout, judge_retries, dry_run, limit, out, device, weights, strength, identity, face_weights, expert, split, shard, latency, resolutions,
         quiet) -> None:
     """Run MODEL on a dataset, score it and print the results table."""
     from . import api
@@ -85,6 +90,8 @@ def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge
                        weights=weights, strength=strength, identity=identity, face_weights=face_weights, expert=expert, split=split,
                        shard=_parse_shard(shard), judge_base_url=judge_base_url, judge_samples=judge_samples,
                        judge_cache=judge_cache, judge_budget=judge_budget, judge_concurrency=judge_concurrency,
+                       judge_rpm=judge_rpm, judge_max_side=judge_max_side, judge_timeout=judge_timeout,
+                       judge_retries=judge_retries,
                        latency=latency, resolutions=_resolutions(resolutions))
     if dry_run:
         est = api.estimate_judge_cost(config)

@@ -69,9 +69,13 @@ def test_score_json_prints_every_key(tmp_path):
 
 
 def test_end_to_end_identity_run_on_embedded(tmp_path):
-    proc = cli("run", "--model", "identity", "--out", str(tmp_path / "run"), "--quiet", check=True)
-    assert "| identity | embedded | all |" in proc.stdout
+    # --limit keeps CI time down (DISTS runs VGG16 at native size on CPU); the closing note of
+    # the foundation issue times the full 45-sample run.
+    proc = cli("run", "--model", "identity", "--limit", "6", "--out", str(tmp_path / "run"), "--quiet", check=True)
+    assert "| identity | embedded | all | 6 |" in proc.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["n_ok"] >= 40 and summary["n_failed"] == 0
+    assert summary["n_ok"] == 6 and summary["n_failed"] == 0
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["dataset"]["n_samples"] >= 40
     # identity keeps content perfectly
     assert summary["metrics"]["ssim"]["mean"] == pytest.approx(1.0)

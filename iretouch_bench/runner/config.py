@@ -42,6 +42,10 @@ class RunConfig:
     judge_cache: str = "use"
     judge_budget: float | None = None
     judge_concurrency: int = 4
+    judge_rpm: float | None = None
+    judge_max_side: int = 1024
+    judge_timeout: float = 120.0
+    judge_retries: int = 5
     latency: bool = False
     resolutions: tuple[str, ...] = ("720p", "1k", "2k", "4k")
     latency_repeats: int = 3

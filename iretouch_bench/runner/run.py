@@ -46,7 +46,6 @@ def select_samples(samples: list, limit: int | None, shard: tuple[int, int] | No
 
 def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunResult:
     from ..data.loaders import load_dataset
-    from ..judge import make_judge
     from ..registry import create_model
     from .aggregate import render_table, summarise
     from .generate import generate
@@ -58,6 +57,8 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     get_model_class(config.model)  # an unknown model fails before any dataset work
     dataset = load_dataset(config.dataset, expert=config.expert, split=config.split)
     config.dataset_hash = dataset.content_hash
+    judge = make_run_judge(config)
+    judge.preflight()  # a missing API key fails now, before any folder or output is made
     run_dir = Path(config.out) if config.out else default_run_dir(config.model, dataset.name)
     existing = check_compatible(run_dir, config)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -65,9 +66,6 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
 
     samples = select_samples(dataset.samples, config.limit, config.shard)
     model = create_model(config.model, device=config.device, weights=config.weights)
-    judge = make_judge(config.judge, base_url=config.judge_base_url, samples=config.judge_samples,
-                       cache_mode=config.judge_cache, budget_usd=config.judge_budget,
-                       concurrency=config.judge_concurrency)
     run_info = {
         "config": config.to_json(),
         "created": existing.get("created") if existing else now_iso(),
@@ -104,12 +102,24 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     if config.latency:
         latency = _latency(config, model, run_dir)
     model.close()
+    judge.close()
 
     run_info["judge"] = judge.info()  # now holds the snapshot(s) the API returned
     run_info["updated"] = now_iso()
     write_json_atomic(run_dir / "run.json", run_info)
     return aggregate(run_dir, model_name=config.model, dataset_name=dataset.name,
                      expected=len(select_samples(dataset.samples, config.limit, None)))
+
+
+def make_run_judge(config: RunConfig):
+    """The judge a run's config asks for (the API key comes from the environment only)."""
+    from ..judge import make_judge
+
+    return make_judge(config.judge, base_url=config.judge_base_url, samples=config.judge_samples,
+                      cache_mode=config.judge_cache, budget_usd=config.judge_budget,
+                      concurrency=config.judge_concurrency, requests_per_minute=config.judge_rpm,
+                      max_side=config.judge_max_side, timeout_s=config.judge_timeout,
+                      max_retries=config.judge_retries)
 
 
 def _latency(config: RunConfig, model, run_dir: Path) -> dict[str, Any]:
