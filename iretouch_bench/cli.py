@@ -64,6 +64,7 @@ def cli() -> None:
               help="Long side (px) of images sent to the judge.")
 @click.option("--judge-timeout", default=120.0, show_default=True, type=float, help="Seconds per judge request.")
 @click.option("--judge-retries", default=5, show_default=True, type=click.IntRange(0), help="Retries per judge call.")
+@click.option("--judge-cache-dir", default=None, help="Judge answer cache (default: the user cache).")
 @click.option("--dry-run", is_flag=True, help="Say how many judge calls the run needs and their rough cost; run nothing.")
 @click.option("--limit", default=None, type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--out", default=None, help="Run folder (default: runs/<model>__<dataset>; rerun resumes it).")
@@ -80,7 +81,7 @@ def cli() -> None:
 @click.option("--resolutions", default="720p,1k,2k,4k", show_default=True, help="For --latency.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency,
-        judge_rpm, judge_max_side, judge_timeout, judge_retries, dry_run, limit, out, device, weights, strength, identity, face_weights, expert, split, shard, latency, resolutions,
+        judge_rpm, judge_max_side, judge_timeout, judge_retries, judge_cache_dir, dry_run, limit, out, device, weights, strength, identity, face_weights, expert, split, shard, latency, resolutions,
         quiet) -> None:
     """Run MODEL on a dataset, score it and print the results table."""
     from . import api
@@ -91,7 +92,7 @@ def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge
                        shard=_parse_shard(shard), judge_base_url=judge_base_url, judge_samples=judge_samples,
                        judge_cache=judge_cache, judge_budget=judge_budget, judge_concurrency=judge_concurrency,
                        judge_rpm=judge_rpm, judge_max_side=judge_max_side, judge_timeout=judge_timeout,
-                       judge_retries=judge_retries,
+                       judge_retries=judge_retries, judge_cache_dir=judge_cache_dir,
                        latency=latency, resolutions=_resolutions(resolutions))
     if dry_run:
         est = api.estimate_judge_cost(config)

@@ -46,6 +46,7 @@ class RunConfig:
     judge_max_side: int = 1024
     judge_timeout: float = 120.0
     judge_retries: int = 5
+    judge_cache_dir: str | None = None  # default: the user cache's judge/ folder
     latency: bool = False
     resolutions: tuple[str, ...] = ("720p", "1k", "2k", "4k")
     latency_repeats: int = 3

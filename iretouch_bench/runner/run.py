@@ -119,7 +119,7 @@ def make_run_judge(config: RunConfig):
                       cache_mode=config.judge_cache, budget_usd=config.judge_budget,
                       concurrency=config.judge_concurrency, requests_per_minute=config.judge_rpm,
                       max_side=config.judge_max_side, timeout_s=config.judge_timeout,
-                      max_retries=config.judge_retries)
+                      max_retries=config.judge_retries, cache_dir=config.judge_cache_dir)
 
 
 def _latency(config: RunConfig, model, run_dir: Path) -> dict[str, Any]:
