@@ -23,20 +23,31 @@ def l1_loss(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | N
 def laplacian_smoothness(grid: torch.Tensor, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
     """Mean squared discrete 3-D Laplacian of a bilateral grid ``[B, 12, D, Hg, Wg]``.
 
-    The 7-point Laplacian ``sum_axis (g[i-1] - 2 g[i] + g[i+1])`` over the (depth, y, x) axes,
-    with replicate padding (a constant continuation at the border, so a grid that is affine
-    along an axis costs nothing there). ``weights`` scale the (depth, y, x) second differences:
-    smoothness along depth keeps the edit a smooth function of intensity, along y/x keeps it
-    spatially smooth. An identity or any affine grid has zero penalty.
+    The 7-point Laplacian ``sum_axis w_axis*(g[i-1] - 2 g[i] + g[i+1])`` over the (depth, y, x)
+    axes, evaluated at the cells where every used neighbour exists (no padding: an axis shorter
+    than 3 contributes no term and does not shrink the others). Any grid that is affine in
+    (depth, y, x) -- the identity grid, a global affine colour transform -- costs exactly 0.
+    ``weights`` scale the depth / y / x terms: depth smoothness keeps the edit a smooth function
+    of intensity, y/x smoothness keeps it spatially smooth.
     """
     if grid.ndim != 5:
         raise ValueError(f"laplacian_smoothness: grid must be [B, 12, D, Hg, Wg], got {tuple(grid.shape)}")
-    B, C, D, H, W = grid.shape
-    g = F.pad(grid.reshape(B * C, 1, D, H, W), (1, 1, 1, 1, 1, 1), mode="replicate").squeeze(1)
-    centre = g[:, 1:-1, 1:-1, 1:-1]
-    lap = (weights[0] * (g[:, :-2, 1:-1, 1:-1] + g[:, 2:, 1:-1, 1:-1] - 2 * centre)
-           + weights[1] * (g[:, 1:-1, :-2, 1:-1] + g[:, 1:-1, 2:, 1:-1] - 2 * centre)
-           + weights[2] * (g[:, 1:-1, 1:-1, :-2] + g[:, 1:-1, 1:-1, 2:] - 2 * centre))
+    sizes = grid.shape[2:]
+    inner = tuple(slice(1, -1) if n >= 3 else slice(None) for n in sizes)
+    lap = torch.zeros_like(grid[(Ellipsis,) + inner])
+    used = False
+    for ax, (n, w) in enumerate(zip(sizes, weights)):
+        if n < 3 or w == 0:
+            continue
+        dim = 2 + ax
+        lo = [slice(None)] * 2 + list(inner)
+        hi = list(lo)
+        lo[dim] = slice(0, -2)
+        hi[dim] = slice(2, None)
+        lap = lap + w * (grid[tuple(lo)] + grid[tuple(hi)] - 2 * grid[(slice(None), slice(None)) + inner])
+        used = True
+    if not used:
+        return grid.sum() * 0.0
     return lap.square().mean()
 
 

@@ -36,7 +36,7 @@ from .small import SmallConfig, SmallRetouchNet, save_small, text_features
 
 __all__ = ["TrainConfig", "build_pool", "train_ours", "main"]
 
-DEFAULTS: dict[str, Any] = dict(steps=1500, seed=0, batch=8, lr=2e-3, pool=1600, max_side=256,
+DEFAULTS: dict[str, Any] = dict(steps=2000, seed=0, batch=8, lr=2e-3, pool=1600, max_side=256,
                                 w_smooth=0.02, w_gamut=1.0, mask_prob=0.75)
 CATEGORY_PROBS = {"global": 0.35, "style": 0.25, "local": 0.25, "portrait": 0.15}
 

@@ -1,0 +1,105 @@
+"""``ours`` with the shipped small model: loads, keeps the adapter contract, beats identity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from iretouch_bench.errors import BenchError
+from iretouch_bench.models.small import SHIPPED_CONFIG, SHIPPED_WEIGHTS
+from iretouch_bench.registry import create_model, get_model_class
+from iretouch_bench.weights.store import sha256_file
+
+
+@pytest.fixture(scope="module")
+def ours():
+    m = create_model("ours")
+    m.load()
+    return m
+
+
+def _img(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([xx / max(w, 1), yy / max(h, 1), 0.5 + 0.2 * np.sin(xx / 5.0)], -1)
+    return np.clip(0.1 + 0.8 * base + 0.05 * rng.random((h, w, 3)), 0, 1).astype(np.float32)
+
+
+def test_registry_and_flags():
+    cls = get_model_class("ours")
+    assert cls.__name__ == "OursModel" and cls.name == "ours"
+    assert cls.supports_strength and cls.supports_mask
+
+
+def test_shipped_weights_are_small_and_identified(ours):
+    assert SHIPPED_WEIGHTS.is_file() and SHIPPED_CONFIG.is_file()
+    assert SHIPPED_WEIGHTS.stat().st_size < 5 * 2**20  # "a few MB" at most
+    info = ours.info()
+    assert info["variant"] == "small"
+    assert info["weights_sha256"] == sha256_file(SHIPPED_WEIGHTS)
+    meta = json.loads(SHIPPED_CONFIG.read_text())["metadata"]
+    from iretouch_bench.data.synth import EVAL_PHOTOS
+
+    assert not set(meta["train_photos"].split(",")) & set(EVAL_PHOTOS)  # trained off the eval photos
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (64, 97)])
+def test_output_contract(ours, shape):
+    img = _img(*shape)
+    out = ours.retouch(img, "Make it warmer and brighter.")
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_strength_and_mask(ours):
+    img = _img(48, 64, 1)
+    instr = "Brighten it a lot."
+    assert np.array_equal(ours.retouch(img, instr, strength=0.0), img)
+    full = ours.retouch(img, instr)
+    assert np.abs(full - img).max() > 0.01  # it edits
+    half = ours.retouch(img, instr, strength=0.5)
+    inside = (full > 0.001) & (full < 0.999)  # away from the clamp, strength is linear
+    np.testing.assert_allclose((half - img)[inside], 0.5 * (full - img)[inside], atol=2e-5)
+    assert np.array_equal(ours.retouch(img, instr, mask=np.zeros((48, 64), np.float32)), img)
+    m = np.zeros((48, 64), np.float32)
+    m[:, 32:] = 1.0
+    local = ours.retouch(img, instr, mask=m)
+    assert np.array_equal(local[:, :32], img[:, :32])
+    assert np.abs(local[:, 32:] - img[:, 32:]).max() > 0.01
+    with pytest.raises(BenchError):
+        ours.retouch(img, instr, mask=np.ones((3, 3), np.float32))
+
+
+def test_brighten_and_warm_go_the_right_way(ours):
+    img = _img(64, 96, 2) * 0.8
+    luma = lambda a: float((a @ np.array([0.2126, 0.7152, 0.0722], np.float32)).mean())  # noqa: E731
+    assert luma(ours.retouch(img, "Brighten the photo a lot.")) > luma(img) + 0.01
+    assert luma(ours.retouch(img, "Darken the photo a lot.")) < luma(img) - 0.01
+    warm = ours.retouch(img, "Make it much warmer.")
+    cool = ours.retouch(img, "Make it much cooler.")
+    rb = lambda a: float((a[..., 0] - a[..., 2]).mean())  # noqa: E731
+    assert rb(warm) > rb(img) > rb(cool)
+
+
+def test_improves_on_identity_on_held_out_pairs(ours):
+    """Pairs synthesised from a photo the model never saw (an evaluation photo)."""
+    from iretouch_bench.data.synth import EVAL_PHOTOS, load_photo, make_pair
+
+    photo = load_photo(EVAL_PHOTOS[2], max_side=160)
+    rng = np.random.default_rng(123)
+    l1_id, l1_ours = [], []
+    for cat in ("global", "global", "global", "style", "style", "global", "style", "global"):
+        p = make_pair(photo, rng, cat)
+        out = ours.retouch(p["input"], p["instruction"], mask=p["mask"])
+        l1_id.append(np.abs(p["input"] - p["target"]).mean())
+        l1_ours.append(np.abs(out - p["target"]).mean())
+    assert np.mean(l1_ours) < 0.85 * np.mean(l1_id), (np.mean(l1_ours), np.mean(l1_id))
+
+
+def test_bad_weights_are_one_line_errors(tmp_path):
+    with pytest.raises(BenchError):
+        create_model("ours", weights=str(tmp_path / "nope.safetensors")).load()
+    with pytest.raises(BenchError):
+        create_model("ours", weights=str(tmp_path)).load()  # empty folder: not a generator
