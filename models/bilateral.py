@@ -265,6 +265,16 @@ if _nb is not None:
                 for k in range(12):
                     row[n] = gt[b, y0, i, d, k] * (one - wy) + gt[b, y1, i, d, k] * wy
                     n += 1
+        # The row's pixels in a local planar buffer, and the results in another, copied out at
+        # the end: the image and output planes sit a multiple of 4 KiB apart, and reading one
+        # while writing the other at the same offsets stalls on 4K aliasing (measured 1.6x
+        # slower on [B, 3, H, W] inputs). Rows are padded so the local planes do not alias.
+        Wp = W + 24
+        ibuf = np.empty((3, Wp), np.float32)
+        obuf = np.empty((3, Wp), np.float32)
+        for c in range(3):
+            for x in range(W):
+                ibuf[c, x] = image[b, c, y, x]
         # pass 1: guide values of the row
         zrow = np.empty(W, np.float32)
         if USE_GUIDE:
@@ -278,7 +288,7 @@ if _nb is not None:
                 zrow[x] = base[0]
             for c in range(3):
                 for x in range(W):
-                    vc[x] = min(max(image[b, c, y, x], zero), one)
+                    vc[x] = min(max(ibuf[c, x], zero), one)
                 for i in range(thr.shape[0]):
                     a = gcoef[c, i]
                     t = thr[i]
@@ -314,9 +324,9 @@ if _nb is not None:
             pb = _u64(zb[x])
             pc = pa + xsd[x]
             pd = pb + xsd[x]
-            r_ = image[b, 0, y, x]
-            g_ = image[b, 1, y, x]
-            b_ = image[b, 2, y, x]
+            r_ = ibuf[0, x]
+            g_ = ibuf[1, x]
+            b_ = ibuf[2, x]
             if USE_SMAP:
                 sp = s * smap[b, y, x]
             else:
@@ -331,9 +341,12 @@ if _nb is not None:
                 a2 = w00 * row[pa + o2] + w01 * row[pb + o2] + w10 * row[pc + o2] + w11 * row[pd + o2]
                 a3 = w00 * row[pa + o3] + w01 * row[pb + o3] + w10 * row[pc + o3] + w11 * row[pd + o3]
                 v = a0 * r_ + a1 * g_ + a2 * b_ + a3
-                src = image[b, c, y, x]
+                src = ibuf[c, x]
                 # lo/hi = -inf/+inf (no clamp) for slice_apply; 0/1 for a model's final output
-                out[b, c, y, x] = min(max(src + sp * (v - src), lo), hi)
+                obuf[c, x] = min(max(src + sp * (v - src), lo), hi)
+        for c in range(3):
+            for x in range(W):
+                out[b, c, y, x] = obuf[c, x]
 
     # Four specialisations (explicit guide or fused guidance curve) x (scalar strength or map).
     # Arguments of every kernel:
