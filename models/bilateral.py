@@ -463,28 +463,29 @@ def _get_triton_kernel():
 
     @triton.jit
     def _slice_apply_triton(grid_ptr, guide_ptr, img_ptr, out_ptr, smap_ptr, s,
-                            H, W, D, Hg, Wg, N_PIX,
+                            W, D, Hg, Wg, N_PIX, fH, fW, fD, fHg, fWg,
                             USE_SMAP: tl.constexpr, BLOCK: tl.constexpr):
         # One program: BLOCK consecutive pixels of one image (program_id(1) is the batch index).
         # grid: [B, 12, D, Hg, Wg] contiguous; guide/smap: [B, H, W]; img/out: [B, 3, H, W].
+        # Sizes used in float math come as float arguments (fH = float(H), ...) rather than
+        # being cast in the kernel: Triton specialises integer arguments equal to 1 into
+        # constants, which have no .to() (grids with a single cell along an axis are legal).
         pid = tl.program_id(0)
         b = tl.program_id(1)
         offs = pid * BLOCK + tl.arange(0, BLOCK)
         valid = offs < N_PIX
         y = offs // W
         x = offs - y * W
-        Wf = W.to(tl.float32)
-        Hf = H.to(tl.float32)
-        gx = (x.to(tl.float32) + 0.5) / Wf * 2.0 - 1.0
-        gy = (y.to(tl.float32) + 0.5) / Hf * 2.0 - 1.0
+        gx = (x.to(tl.float32) + 0.5) / fW * 2.0 - 1.0
+        gy = (y.to(tl.float32) + 0.5) / fH * 2.0 - 1.0
         g = tl.load(guide_ptr + b * N_PIX + offs, mask=valid, other=0.0)
         gz = g * 2.0 - 1.0
-        ix = ((gx + 1.0) * Wg.to(tl.float32) - 1.0) / 2.0
-        iy = ((gy + 1.0) * Hg.to(tl.float32) - 1.0) / 2.0
-        iz = ((gz + 1.0) * D.to(tl.float32) - 1.0) / 2.0
-        ix = tl.minimum(tl.maximum(ix, 0.0), (Wg - 1).to(tl.float32))
-        iy = tl.minimum(tl.maximum(iy, 0.0), (Hg - 1).to(tl.float32))
-        iz = tl.minimum(tl.maximum(iz, 0.0), (D - 1).to(tl.float32))
+        ix = ((gx + 1.0) * fWg - 1.0) / 2.0
+        iy = ((gy + 1.0) * fHg - 1.0) / 2.0
+        iz = ((gz + 1.0) * fD - 1.0) / 2.0
+        ix = tl.minimum(tl.maximum(ix, 0.0), fWg - 1.0)
+        iy = tl.minimum(tl.maximum(iy, 0.0), fHg - 1.0)
+        iz = tl.minimum(tl.maximum(iz, 0.0), fD - 1.0)
         x0f = tl.floor(ix)
         y0f = tl.floor(iy)
         z0f = tl.floor(iz)
@@ -566,7 +567,8 @@ def _slice_apply_triton(grid, guide, image, s: float, smap: Optional[torch.Tenso
     sm = smap.contiguous().float() if smap is not None else guide  # dummy pointer when unused
     n = H * W
     BLOCK = 256
-    kernel[(triton_cdiv(n, BLOCK), B)](grid, guide, image_c, out, sm, float(s), H, W, D, Hg, Wg, n,
+    kernel[(triton_cdiv(n, BLOCK), B)](grid, guide, image_c, out, sm, float(s), W, D, Hg, Wg, n,
+                                       float(H), float(W), float(D), float(Hg), float(Wg),
                                        USE_SMAP=smap is not None, BLOCK=BLOCK)
     return out
 
