@@ -67,7 +67,7 @@ class OursModel(RetouchModel):
             self._weights_file = folder / "adapter.safetensors"
             self._kind = "generator"
         # Compile / load from numba's cache now so the first timed sample pays no JIT.
-        bilateral.warmup()
+        bilateral.warmup(full=False)
         self._loaded = True
 
     # ------------------------------------------------------------------ inference
