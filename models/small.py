@@ -39,6 +39,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "ours_small.safetensors"
 SHIPPED_CONFIG = WEIGHTS_DIR / "ours_small.json"
 
+#: training-metadata keys that differ between identical runs (kept out of the safetensors file)
+VOLATILE_METADATA = ("wall_seconds",)
+
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
@@ -184,8 +187,13 @@ def save_small(net: SmallRetouchNet, path: str | Path, metadata: dict[str, str] 
     path = Path(path)
     st = path.with_suffix(".safetensors")
     cfg = path.with_suffix(".json")
+    # Run-dependent fields (timings) stay out of the weights file so that retraining with the
+    # same seed reproduces it byte for byte; they are kept in the JSON.
+    stable = {k: v for k, v in (metadata or {}).items() if k not in VOLATILE_METADATA}
+    # One metadata key holding sorted JSON: safetensors writes its metadata map in an arbitrary
+    # order, which would make otherwise identical files differ.
     save_safetensors({k: v.detach().float().cpu() for k, v in net.state_dict().items()}, st,
-                     metadata={"format": "iretouch-bench ours_small", **(metadata or {})})
+                     metadata={"iretouch_bench": json.dumps({"format": "ours_small", **stable}, sort_keys=True)})
     cfg.write_text(json.dumps({"config": net.config.to_json(), **({"metadata": metadata} if metadata else {})},
                               indent=2, sort_keys=True) + "\n")
     return st, cfg

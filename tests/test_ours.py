@@ -103,3 +103,22 @@ def test_bad_weights_are_one_line_errors(tmp_path):
         create_model("ours", weights=str(tmp_path / "nope.safetensors")).load()
     with pytest.raises(BenchError):
         create_model("ours", weights=str(tmp_path)).load()  # empty folder: not a generator
+
+
+def test_training_command_is_deterministic_and_writes_its_outputs(tmp_path):
+    """A miniature run of the training that produced the shipped weights: same seed, same bytes."""
+    from iretouch_bench.models.small import SmallConfig, load_small
+    from iretouch_bench.models.train import train_ours
+
+    cfg = SmallConfig(lowres=32, widths=(8, 8, 16), grid_size=4, grid_depth=4, hidden=16, n_knots=5)
+    runs = []
+    for name in ("a", "b"):
+        r = train_ours(tmp_path / name, steps=3, seed=5, batch=2, pool_size=4, max_side=96, threads=1,
+                       progress=False, config=cfg)
+        runs.append(r)
+        assert (tmp_path / name / "loss_curve.png").stat().st_size > 0
+        assert len(json.loads((tmp_path / name / "train_log.json").read_text())["history"]) == 3
+    assert sha256_file(runs[0]["weights"]) == sha256_file(runs[1]["weights"])
+    out = create_model("ours", weights=runs[0]["weights"]).retouch(_img(20, 30), "brighter")
+    assert out.shape == (20, 30, 3)
+    assert load_small(runs[0]["weights"]).config.lowres == 32
