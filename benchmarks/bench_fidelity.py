@@ -11,7 +11,7 @@ of this suite's run (goal < 4 GB), measured before pyiqa is even imported.
 pyiqa is a test/benchmark-time reference only (PolyForm-Noncommercial). Its DISTS is loaded
 with the same VGG16 / alpha/beta as ours (it cannot download its own here).
 
-Usage: python benchmarks/bench_fidelity.py [--size 3840x2160] [--no-pyiqa-dists] [--json]
+Usage: python benchmarks/bench_fidelity.py [--size 3840x2160] [--threads N] [--no-pyiqa-dists] [--json]
 """
 
 from __future__ import annotations
@@ -62,8 +62,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="3840x2160", help="WxH of the pair")
     ap.add_argument("--no-pyiqa-dists", action="store_true", help="skip pyiqa's DISTS (it needs >10 GB at 4K)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     W, H = (int(v) for v in args.size.lower().split("x"))
 
     from iretouch_bench.metrics.cw_ssim import cw_ssim
@@ -157,6 +160,9 @@ def main() -> int:
         else:
             print(f"{r['metric']:8} {r['ours_wall_s']:8.2f} {'-':>8} {'-':>7} {r['ours_cpu_s']:9.2f} {'-':>9}  "
                   f"{r['ours_value']:12.6f}")
+    cpu_ours = sum(r["ours_cpu_s"] for r in common)
+    cpu_ref = sum(r["pyiqa_cpu_s"] for r in common)
+    print(f"suite CPU seconds: ours {cpu_ours:.2f}, pyiqa {cpu_ref:.2f}, ratio {cpu_ref / cpu_ours:.1f}x")
     print(f"suite over {', '.join(summary['metrics_compared'])}: ours {ours_common:.2f} s, pyiqa {ref_common:.2f} s, "
           f"ratio {summary['ratio_suite_wall']:.1f}x (goal >= 10x); all values agree: {summary['all_agree']}")
     print(f"ours incl. protocol prep: {ours_total:.2f} s; peak RSS after our suite: {ours_peak:.2f} GB "

@@ -299,7 +299,10 @@ def test_dists_strips_reproduce_whole_image(vgg_weights):
         b = _to_tensor(rng.random((H, W, 3), dtype=np.float32))
         whole = float(dists(a, b, DISTSNet(vgg_weights, strip_bytes=1 << 40))[0])
         strips = float(dists(a, b, DISTSNet(vgg_weights, strip_bytes=1))[0])
-        assert abs(whole - strips) <= 1e-12
+        # every feature value is computed identically; only the float32 per-strip summation
+        # grouping of the moments differs, so agreement is at rounding level (a wrong halo
+        # or padding breaks shapes or moves DISTS far more)
+        assert abs(whole - strips) <= 1e-8
 
 
 def test_stateful_means():

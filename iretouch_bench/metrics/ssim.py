@@ -79,15 +79,16 @@ def filter_valid_separable(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     which on CPU in float64 is far faster than ``conv2d``'s im2col path and uses no
     ``k``-fold temporary.
     """
-    k = g.shape[0]
+    taps = [float(v) for v in g.detach().cpu().tolist()]  # python scalars: no device sync per tap
+    k = len(taps)
     h, w = x.shape[-2:]
     ho, wo = h - k + 1, w - k + 1
-    tmp = x[..., :, 0:wo] * g[0]
+    tmp = x[..., :, 0:wo] * taps[0]
     for i in range(1, k):
-        tmp.add_(x[..., :, i : i + wo], alpha=float(g[i]))
-    out = tmp[..., 0:ho, :] * g[0]
+        tmp.add_(x[..., :, i : i + wo], alpha=taps[i])
+    out = tmp[..., 0:ho, :] * taps[0]
     for i in range(1, k):
-        out.add_(tmp[..., i : i + ho, :], alpha=float(g[i]))
+        out.add_(tmp[..., i : i + ho, :], alpha=taps[i])
     return out
 
 
