@@ -310,9 +310,12 @@ def load_vgg16_dists(path: str | os.PathLike | None = None, allow_download: bool
     touches the network implicitly; ``iretouch-bench weights fetch vgg16-dists`` turns them on.
     """
     if path is not None and str(path).endswith(".safetensors") and Path(path).is_file():
-        tensors, _ = _load_verified(Path(path))
-        if "alpha" in tensors and "beta" in tensors:
-            return tensors
+        try:  # one of our own converted files: use it as is
+            tensors, _ = _load_verified(Path(path))
+            if "alpha" in tensors and "beta" in tensors:
+                return tensors
+        except WeightsError:
+            pass  # a foreign safetensors file: convert it like any other user path below
     tensors, _ = _load_verified(fetch(path, allow_download=allow_download))
     return tensors
 
