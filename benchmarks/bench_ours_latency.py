@@ -51,7 +51,7 @@ def main() -> None:
     from iretouch_bench.models.bilateral import slice_apply_hwc
     from iretouch_bench.models.lowres import area_resize_hwc
     from iretouch_bench.models.ours import OursModel
-    from iretouch_bench.models.small import text_features
+    from iretouch_bench.models.small import _torch_threads, text_features
 
     model = OursModel()
     model.load()
@@ -72,8 +72,8 @@ def main() -> None:
         dst = np.zeros_like(img)
         out = np.zeros_like(img)
 
-        def lowres_net():
-            with torch.no_grad():
+        def lowres_net():  # as OursModel runs it: one torch thread (see small._torch_threads)
+            with torch.no_grad(), _torch_threads(1):
                 g, gd = net(low, torch.from_numpy(text_features(INSTRUCTION, False))[None])
                 net.guidance_params(gd)
 

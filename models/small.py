@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -175,9 +176,30 @@ class SmallRetouchNet(nn.Module):
         L = self.config.lowres
         low = torch.from_numpy(area_resize_hwc(image, L, L)).permute(2, 0, 1).unsqueeze(0)
         cond = torch.from_numpy(text_features(instruction, has_mask, self.config.hash_dim)).unsqueeze(0)
-        grid, gd = self(low, cond)
+        with _torch_threads(1):
+            grid, gd = self(low, cond)
         knots, mix, bias = self.guidance_params(gd)
         return grid[0].numpy(), (knots[0].numpy(), mix[0].numpy(), bias[0].numpy())
+
+
+@contextmanager
+def _torch_threads(n: int):
+    """Run a block with ``n`` torch intra-op threads, restoring the previous count after.
+
+    The small net is ~3 ms of tiny ops on one core. With torch's default OpenMP threads, when
+    another process holds a core, every op's barrier waits for a descheduled thread: measured
+    2.7 ms -> 280 ms on this 2-core machine. One thread costs ~1 ms more when idle and cannot
+    be starved that way.
+    """
+    old = torch.get_num_threads()
+    if old == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def save_small(net: SmallRetouchNet, path: str | Path, metadata: dict[str, str] | None = None) -> tuple[Path, Path]:
