@@ -257,16 +257,18 @@ def weights_fetch(names, path) -> None:
 
 @cli.command()
 @click.option("--out", default="ours-train", show_default=True, help="Folder for weights, config and loss curve.")
-@click.option("--steps", default=None, type=int, help="Training steps (default: the shipped recipe).")
-@click.option("--seed", default=0, show_default=True)
-def train(out, steps, seed) -> None:
-    """Train the shipped `ours` model from scratch (reproduces models/weights)."""
+@click.option("--steps", default=2000, show_default=True, type=click.IntRange(1), help="Training steps.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=None, type=click.IntRange(1),
+              help="Torch threads (the shipped weights used 1; results are bit-identical for a fixed count).")
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--pool", default=1600, show_default=True, type=click.IntRange(1), help="Training pairs synthesised.")
+def train(out, steps, seed, threads, batch, pool) -> None:
+    """Train the shipped `ours` model from scratch (reproduces models/weights/ours_small.*)."""
     from .models.train import train_ours
 
-    kwargs = {"seed": seed}
-    if steps is not None:
-        kwargs["steps"] = steps
-    click.echo(str(train_ours(out, **kwargs)))
+    result = train_ours(out, steps=steps, seed=seed, threads=threads, batch=batch, pool_size=pool)
+    click.echo(json.dumps(result, indent=2, default=str))
 
 
 def main(argv: list[str] | None = None) -> None:
