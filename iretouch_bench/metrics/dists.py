@@ -115,7 +115,10 @@ class DISTSNet:
         rows = max(8, int(self.strip_bytes // max(per_row, 1)))
         rows -= rows % 2
         moments = torch.zeros(5, cout, dtype=torch.float64, device=inp.device)
-        outs = []
+        # the next stage's input is filled strip by strip (no list + cat: that doubled the peak)
+        nxt = (torch.empty((inp.shape[0], cout, (H + 1) // 2, (W + 1) // 2), dtype=inp.dtype, device=inp.device)
+               .contiguous(memory_format=torch.channels_last) if pooled else None)
+        filled = 0
         for r0 in range(0, H, rows):
             r1 = min(H, r0 + rows)  # core rows (counted in the moments by this strip only)
             o0 = max(r0 - 1, 0) if pooled else r0  # the pool's 3-row window reaches one row up
@@ -130,9 +133,13 @@ class DISTSNet:
                 bot = 1 if (r1 == H and H % 2 == 1) else 0
                 if top or bot:
                     t = F.pad(t, (0, 0, top, bot))
-                outs.append(self._l2pool(t))
+                p = self._l2pool(t)
+                nxt[:, :, r0 // 2 : r0 // 2 + p.shape[2]] = p
+                filled += p.shape[2]
+                del p
             del t
-        nxt = torch.cat(outs, dim=2).contiguous(memory_format=torch.channels_last) if pooled else None
+        if pooled and filled != nxt.shape[2]:  # every row of the next stage written exactly once
+            raise RuntimeError(f"DISTS strip bookkeeping wrote {filled} of {nxt.shape[2]} rows")
         return moments, nxt
 
     # ------------------------------------------------------------------ public
