@@ -105,7 +105,9 @@ def score(
                         rec["null_reasons"][key] = res.reasons.get(key, "judge gave no score")
                     else:
                         rec["null_reasons"].pop(key, None)
-                rec["judge"] = {"raw": res.raw, "usage": res.usage, "cost_usd": res.cost_usd, "cached": res.cached}
+                if res.raw or res.usage:  # a VLM answered (offline/none judges have nothing to keep)
+                    rec["judge"] = {"raw": res.raw, "usage": res.usage, "cost_usd": res.cost_usd,
+                                    "cached": res.cached}
         for rec, _, _ in pending:
             writer.append(rec)
             final[rec["id"]] = rec
