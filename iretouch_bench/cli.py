@@ -120,8 +120,9 @@ def aggregate(run_dir) -> None:
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="The edited photo.")
 @click.option("--target", "target_path", default=None, type=click.Path(dir_okay=False), help="Reference result (l1, l2).")
 @click.option("--instruction", default=None, help="The instruction (attr_acc).")
-@click.option("--identity", default="off", show_default=True, type=click.Choice(["on", "off"]),
-              help="FaceNet identity score.")
+@click.option("--identity", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
+              help="FaceNet identity score; auto = on for a single pair (null with reason no_face when "
+                   "the input shows no face).")
 @click.option("--face-weights", default=None, help="FaceNet weights: auto | vggface2 | casia-webface | PATH.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (values and null reasons).")
@@ -130,7 +131,7 @@ def score(input_path, output_path, target_path, instruction, identity, face_weig
     from . import api
 
     scores = api.score_files(input_path, output_path, target=target_path, instruction=instruction,
-                             identity=identity == "on", device=device, face_weights=face_weights)
+                             identity=identity != "off", device=device, face_weights=face_weights)
     if as_json:
         click.echo(json.dumps({"metrics": scores.values, "null_reasons": scores.reasons,
                                "details": scores.details}, indent=2, default=str))

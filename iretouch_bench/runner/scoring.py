@@ -81,7 +81,7 @@ def score_pair(
         if arr is not None and not np.isfinite(arr).all():
             raise ValueError(f"{name} image holds NaN or infinite values")
     scores = PairScores()
-    scores.set_null(("sc", "pq", "o"), "no VLM judge (--judge offline)")
+    scores.set_null(("sc", "pq", "o"), "no VLM judge (offline scoring; run --judge openai:MODEL)")
 
     out_same = output_rgb
     if output_rgb.shape[:2] != input_rgb.shape[:2]:
@@ -101,7 +101,7 @@ def score_pair(
 
     # Distance to target (resized output, so sizes agree with the input the target matches).
     if target_rgb is None:
-        scores.set_null(DISTANCE_KEYS, "no target in dataset")
+        scores.set_null(DISTANCE_KEYS, "no target (the dataset or --target gives none)")
     elif target_rgb.shape != out_same.shape:
         scores.set_null(DISTANCE_KEYS, f"target size {target_rgb.shape[:2]} != input size {out_same.shape[:2]}")
     else:
