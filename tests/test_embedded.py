@@ -135,3 +135,17 @@ def test_default_root_respects_env(tmp_path, monkeypatch):
     root = emb.default_root()
     assert root == tmp_path / "datasets" / "embedded-v1"
     assert not root.exists()  # created only by a build
+
+
+def test_build_made_by_other_code_is_stale_and_rebuilt(tmp_path):
+    import json
+
+    root = emb.build_embedded(tmp_path / "embedded-v1")
+    info_p = root / "dataset.json"
+    info = json.loads(info_p.read_text())
+    assert info["builder"] == emb.builder_fingerprint()
+    info["builder"] = "0" * 64  # as if an older version of the builder had made it
+    info_p.write_text(json.dumps(info))
+    assert not emb.is_complete(root)
+    emb.build_embedded(root)
+    assert json.loads(info_p.read_text())["builder"] == emb.builder_fingerprint()

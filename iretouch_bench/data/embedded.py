@@ -55,6 +55,35 @@ PLAN: tuple[tuple[str, str, int], ...] = tuple(
 )
 
 
+#: Modules whose code decides the embedded pixels and instructions (their source is fingerprinted).
+_BUILDER_MODULES = ("attributes", "finishing", "masks", "instructions", "synth", "embedded")
+#: Packages whose versions can change the pixels (resampling, colour conversion, sample photos).
+_BUILDER_PACKAGES = ("numpy", "pillow", "scikit-image", "scikit-learn", "matplotlib", "scipy")
+
+
+def builder_fingerprint() -> str:
+    """sha256 of the builder's source code and the versions of the packages that shape the pixels.
+
+    Recorded in ``dataset.json``; a cached build made by other code (an upgrade, a local edit) is
+    not complete for this code and is rebuilt, so a run never scores a stale dataset under the
+    current code's name.
+    """
+    import hashlib
+    from importlib import metadata
+
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _BUILDER_MODULES:
+        h.update(name.encode() + b"\0" + (here / f"{name}.py").read_bytes() + b"\0")
+    for pkg in _BUILDER_PACKAGES:
+        try:
+            version = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        h.update(f"{pkg}=={version}\0".encode())
+    return h.hexdigest()
+
+
 def default_root() -> Path:
     """``<cache>/datasets/embedded-v1`` (cache: ``$IRETOUCH_BENCH_CACHE`` or the platform
     user cache; the folder itself is created only by a build)."""
@@ -77,6 +106,8 @@ def is_complete(root: Path) -> bool:
         return False
     if info.get("version") != EMBEDDED_VERSION or info.get("count") != len(rows):
         return False
+    if info.get("builder") != builder_fingerprint():
+        return False  # made by other code or package versions: stale
     for r in rows:
         for k in ("input", "target", "mask"):
             if r.get(k) and not (root / r[k]).is_file():
@@ -147,6 +178,7 @@ def _build_into(folder: Path) -> dict[str, Any]:
         "max_side": MAX_SIDE,
         "seed": BASE_SEED,
         "card": "data_cards/embedded.md",
+        "builder": builder_fingerprint(),
     }
     # written last: its presence marks a finished build
     (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
