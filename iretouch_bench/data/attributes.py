@@ -479,46 +479,23 @@ def attribute_vector(instruction: str) -> np.ndarray:
 
 
 def measure_image(image: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
-    """The :data:`MEASURES` of an image, in CIELAB (D65) units.
+    """The :data:`MEASURES` of an image, in CIELAB (D65) units, at the image's own size.
+
+    One definition with the offline score: this is
+    :func:`iretouch_bench.metrics.perceptual.lab_measures` (see there for each measure), used
+    by the dataset builder to verify pairs and by :func:`~.instructions.describe_change`.
 
     Args:
         image: float32 ``[H, W, 3]`` sRGB in [0, 1].
         mask: optional float32 ``[H, W]`` in [0, 1]; pixels with mask >= 0.5 are measured
-            (all pixels when fewer than 16 qualify or when None).
-    Returns:
-        ``lightness`` mean L*; ``contrast`` std of L*; ``chroma`` mean sqrt(a*^2 + b*^2);
-        ``b`` mean b*; ``a`` mean a*; ``shadows`` mean L* of the darkest 25% of pixels;
-        ``highlights`` mean L* of the brightest 25%; ``local_contrast`` mean |L* - L*
-        blurred with a Gaussian of sigma 2% of the long side|. Quartile means rather than
-        percentiles: a monotone tone edit keeps the pixel order, so they track shadow and
-        highlight edits even where a percentile sits on clipped black or white.
+            (the whole image when the region is too small to measure, or when None).
     """
-    from skimage.color import rgb2lab
+    from ..metrics.perceptual import lab_measures, to_lab
 
-    from .masks import _smooth
-
-    img = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
-    lab = rgb2lab(img).astype(np.float32)
-    L, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
-    detail = np.abs(L - _smooth(L, 0.02))
-    sel = None
-    if mask is not None:
-        sel = np.asarray(mask) >= 0.5
-        if int(sel.sum()) < 16:
-            sel = None
-    if sel is not None:
-        L, a, b, detail = L[sel], a[sel], b[sel], detail[sel]
-    L = L.ravel().astype(np.float64)
-    n = L.size
-    q = max(1, n // 4)
-    part = np.partition(L, (q - 1, n - q))
-    return {
-        "lightness": float(L.mean()),
-        "contrast": float(L.std()),
-        "chroma": float(np.sqrt(a.astype(np.float64) ** 2 + b.astype(np.float64) ** 2).mean()),
-        "b": float(b.mean()),
-        "a": float(a.mean()),
-        "shadows": float(part[:q].mean()),
-        "highlights": float(part[n - q:].mean()),
-        "local_contrast": float(detail.mean()),
-    }
+    lab = to_lab(image)
+    out = lab_measures(lab, mask) if mask is not None else None
+    if out is None:
+        out = lab_measures(lab, None)
+    if out is None:
+        raise ValueError(f"measure_image: image of shape {np.shape(image)} is too small to measure")
+    return out
