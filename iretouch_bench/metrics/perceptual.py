@@ -101,7 +101,8 @@ def _tail_mean(values: np.ndarray, low: bool) -> float:
     return float(part.mean())
 
 
-def lab_measures(lab: np.ndarray, region: np.ndarray | None = None) -> dict[str, float] | None:
+def lab_measures(lab: np.ndarray, region: np.ndarray | None = None,
+                 min_pixels: int = MIN_REGION_PIXELS) -> dict[str, float] | None:
     """The measures of :data:`MEASURE_NAMES` for a CIELAB image ``[H, W, 3]``.
 
     Args:
@@ -109,13 +110,13 @@ def lab_measures(lab: np.ndarray, region: np.ndarray | None = None) -> dict[str,
         region: optional float ``[H, W]`` mask in [0, 1]; pixels >= 0.5 are measured.
     Returns:
         ``{measure: value}`` in CIELAB units, or ``None`` when the region has fewer than
-        :data:`MIN_REGION_PIXELS` pixels.
+        ``min_pixels`` pixels (default :data:`MIN_REGION_PIXELS`).
     """
     from scipy import ndimage
 
     L, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
     sel = np.ones(L.shape, bool) if region is None else (np.asarray(region) >= 0.5)
-    if int(sel.sum()) < MIN_REGION_PIXELS:
+    if int(sel.sum()) < max(1, min_pixels):
         return None
     Ls, as_, bs = L[sel].astype(np.float64), a[sel].astype(np.float64), b[sel].astype(np.float64)
     sigma = max(1.0, LOCAL_SIGMA_REL * max(L.shape))
