@@ -34,7 +34,7 @@ from .guidance import evaluate_guidance
 from .losses import bilateral_loss
 from .small import SmallConfig, SmallRetouchNet, save_small, text_features
 
-__all__ = ["TrainConfig", "build_pool", "train_ours", "main"]
+__all__ = ["DEFAULTS", "build_pool", "train_ours", "main"]
 
 DEFAULTS: dict[str, Any] = dict(steps=2000, seed=0, batch=8, lr=2e-3, pool=1600, max_side=256,
                                 w_smooth=0.02, w_gamut=1.0, mask_prob=0.75)
@@ -67,8 +67,7 @@ def build_pool(n: int, seed: int, max_side: int = 256, progress: bool = True) ->
                     float(rng.uniform(0.1, 0.2)), float(rng.uniform(0.15, 0.3)))
         try:
             pair = make_pair(photo, rng, cat, face=face)
-        except (ValueError, RuntimeError) as err:  # InstructionError is a ValueError: redraw
-            del err
+        except (ValueError, RuntimeError):  # InstructionError is a ValueError: redraw
             continue
         to8 = lambda a: np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)  # noqa: E731
         m = pair.get("mask")

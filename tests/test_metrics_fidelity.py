@@ -317,3 +317,21 @@ def test_stateful_means():
     vals = [float(m.update(a, b)[0]), float(m.update(a, a)[0])]
     g.update(a, a)
     assert m.compute() == pytest.approx(sum(vals) / 2) and g.compute() == 0.0
+
+
+def test_stateful_cw_ssim_running_mean_and_reset():
+    import math
+
+    from iretouch_bench.metrics.cw_ssim import CWSSIM, cw_ssim
+
+    rng = np.random.default_rng(11)
+    a = _to_tensor(rng.random((80, 80, 3), dtype=np.float32))
+    b = _to_tensor(rng.random((80, 80, 3), dtype=np.float32))
+    m = CWSSIM()
+    assert math.isnan(m.compute())
+    m.update(a, b)
+    m.update(a, a)
+    expected = (float(cw_ssim(a, b)[0]) + 1.0) / 2
+    assert m.compute() == pytest.approx(expected, abs=1e-12)
+    m.reset()
+    assert math.isnan(m.compute())

@@ -36,6 +36,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .running import RunningMean
+
 from .ssim import filter_valid_separable, to_luma255
 
 LEVELS = 4
@@ -200,22 +202,12 @@ def cw_ssim(x: torch.Tensor, y: torch.Tensor, *, levels: int = LEVELS, nbands: i
     return _cw_ssim_from_bands(bands[:B], bands[B:])
 
 
-class CWSSIM:
+class CWSSIM(RunningMean):
     """Running mean of :func:`cw_ssim` over pairs (``update``/``compute``)."""
 
     def __init__(self, **kwargs):
         self.kwargs = kwargs
-        self.reset()
+        super().__init__()
 
-    def reset(self) -> None:
-        self._sum = 0.0
-        self._n = 0
-
-    def update(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        v = cw_ssim(x, y, **self.kwargs)
-        self._sum += float(v.sum())
-        self._n += v.numel()
-        return v
-
-    def compute(self) -> float:
-        return self._sum / self._n if self._n else math.nan
+    def metric(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return cw_ssim(x, y, **self.kwargs)

@@ -24,9 +24,10 @@ does too).
 
 from __future__ import annotations
 
-import math
 
 import torch
+
+from .running import RunningMean
 import torch.nn.functional as F
 
 # stage -> torchvision ``features`` indices of its convolutions (each followed by ReLU)
@@ -219,22 +220,12 @@ def default_net(device: str = "cpu") -> DISTSNet:
     return _NETS[device]
 
 
-class DISTS:
+class DISTS(RunningMean):
     """Running mean of :func:`dists` over pairs (``update``/``compute``)."""
 
     def __init__(self, net: DISTSNet | None = None, device: str = "cpu"):
         self.net = net or default_net(device)
-        self.reset()
+        super().__init__()
 
-    def reset(self) -> None:
-        self._sum = 0.0
-        self._n = 0
-
-    def update(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        v = dists(x, y, self.net)
-        self._sum += float(v.sum())
-        self._n += v.numel()
-        return v
-
-    def compute(self) -> float:
-        return self._sum / self._n if self._n else math.nan
+    def metric(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return dists(x, y, self.net)

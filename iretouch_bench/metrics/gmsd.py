@@ -16,9 +16,10 @@ the score is below 1e-12 and this module is not used for training).
 
 from __future__ import annotations
 
-import math
 
 import torch
+
+from .running import RunningMean
 import torch.nn.functional as F
 
 from .ssim import to_luma255
@@ -61,21 +62,8 @@ def gmsd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.std(q.flatten(1), dim=1)
 
 
-class GMSD:
+class GMSD(RunningMean):
     """Running mean of :func:`gmsd` over pairs (``update``/``compute``)."""
 
-    def __init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self._sum = 0.0
-        self._n = 0
-
-    def update(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        v = gmsd(x, y)
-        self._sum += float(v.sum())
-        self._n += v.numel()
-        return v
-
-    def compute(self) -> float:
-        return self._sum / self._n if self._n else math.nan
+    def metric(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return gmsd(x, y)

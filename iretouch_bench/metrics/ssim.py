@@ -25,9 +25,10 @@ working set stays small at 4K. Results agree with the direct 2-D filtering to ~1
 
 from __future__ import annotations
 
-import math
 
 import torch
+
+from .running import RunningMean
 import torch.nn.functional as F
 
 #: BT.601 luma weights (Y of YIQ), shared by all luma-based metrics in this package.
@@ -160,22 +161,12 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, downsample: bool = False, window: 
     return sums / n
 
 
-class SSIM:
+class SSIM(RunningMean):
     """Running mean of :func:`ssim` over pairs (torchmetrics-style ``update``/``compute``)."""
 
     def __init__(self, **kwargs):
         self.kwargs = kwargs
-        self.reset()
+        super().__init__()
 
-    def reset(self) -> None:
-        self._sum = 0.0
-        self._n = 0
-
-    def update(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        v = ssim(x, y, **self.kwargs)
-        self._sum += float(v.sum())
-        self._n += v.numel()
-        return v
-
-    def compute(self) -> float:
-        return self._sum / self._n if self._n else math.nan
+    def metric(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return ssim(x, y, **self.kwargs)

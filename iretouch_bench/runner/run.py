@@ -46,13 +46,11 @@ def select_samples(samples: list, limit: int | None, shard: tuple[int, int] | No
 
 def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunResult:
     from ..data.loaders import load_dataset
-    from ..registry import create_model
-    from .aggregate import render_table, summarise
+    from ..registry import create_model, get_model_class
     from .generate import generate
     from .provenance import device_info, git_revision, package_versions
     from .score import score
 
-    from ..registry import get_model_class
 
     get_model_class(config.model)  # an unknown model fails before any dataset work
     dataset = load_dataset(config.dataset, expert=config.expert, split=config.split)
@@ -99,9 +97,8 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
                   judge_spec=config.judge, device=config.device, face_weights=config.face_weights,
                   progress=bar)
 
-    latency = None
-    if config.latency:
-        latency = _latency(config, model, run_dir)
+    if config.latency:  # written to latency.json, which aggregate() reads
+        _latency(config, model, run_dir)
     model.close()
     judge.close()
 

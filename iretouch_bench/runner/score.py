@@ -115,6 +115,14 @@ def score(
                 progress.update(1)
         pending.clear()
 
+    def record_failure(sample: Sample, gen: dict, reason: str) -> None:
+        rec = failed_record(sample, gen, reason)
+        writer.append(rec)
+        final[sample.id] = rec
+        if progress is not None:
+            progress.update(1)
+            progress.write(f"[failed] {sample.id}: {reason}")
+
     for sample in samples:
         if sample.id in final:
             if progress is not None:
@@ -124,12 +132,7 @@ def score(
         if gen is None:
             continue  # not generated (e.g. interrupted before it); the next run does it
         if gen.get("status") != "ok":
-            rec = failed_record(sample, gen, gen.get("error") or "generation failed")
-            writer.append(rec)
-            final[sample.id] = rec
-            if progress is not None:
-                progress.update(1)
-                progress.write(f"[failed] {sample.id}: {rec['error']}")
+            record_failure(sample, gen, gen.get("error") or "generation failed")
             continue
         identity = wants_identity(identity_mode, sample, dataset_name)
         try:
@@ -138,12 +141,7 @@ def score(
         except KeyboardInterrupt:
             raise
         except Exception as err:
-            rec = failed_record(sample, gen, f"scoring: {error_line(err)}")
-            writer.append(rec)
-            final[sample.id] = rec
-            if progress is not None:
-                progress.update(1)
-                progress.write(f"[failed] {sample.id}: {rec['error']}")
+            record_failure(sample, gen, f"scoring: {error_line(err)}")
             continue
         if len(pending) >= chunk:
             flush()
