@@ -19,26 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 
 import numpy as np
 import torch
 
 from iretouch_bench.models import bilateral as bl
+from timing import time_calls
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 
 
 def _time(fn, repeats: int) -> dict:
-    walls, cpus = [], []
-    for _ in range(repeats):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-    return {"wall_median_s": statistics.median(walls), "wall_min_s": min(walls),
-            "cpu_median_s": statistics.median(cpus)}
+    return time_calls(fn, repeats)
 
 
 def bench(size: str, repeats: int, ref_repeats: int) -> dict:

@@ -19,24 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 
 import numpy as np
+from timing import time_calls
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "1k": (1080, 1920), "2k": (1440, 2560), "4k": (2160, 3840)}
 INSTRUCTION = "Make it warmer and brighten the shadows a little."
 
 
 def _time(fn, repeats):
-    fn()  # warm-up
-    walls, cpus = [], []
-    for _ in range(repeats):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-    return {"median_s": statistics.median(walls), "min_s": min(walls), "cpu_median_s": statistics.median(cpus)}
+    return time_calls(fn, repeats, warmup=1)
 
 
 def main() -> None:
@@ -93,10 +85,10 @@ def main() -> None:
           f"{'slice_apply':>11s} {'copy':>6s}   (wall medians, ms; end_to_end cpu ms in brackets)")
     for r in results:
         e = r["end_to_end"]
-        print(f"{r['size']:6s} {r['H']:>4d}x{r['W']:<5d} {r['loadavg']:5.2f} | {e['median_s']*1e3:7.1f} ({e['cpu_median_s']*1e3:6.1f}) | "
-              f"{r['area_resize']['median_s']*1e3:11.1f} {r['lowres_net']['median_s']*1e3:10.1f} "
-              f"{r['slice_apply']['median_s']*1e3:11.1f} {r['copy']['median_s']*1e3:6.1f}")
-    nets = [r["lowres_net"]["median_s"] * 1e3 for r in results]
+        print(f"{r['size']:6s} {r['H']:>4d}x{r['W']:<5d} {r['loadavg']:5.2f} | {e['wall_median_s']*1e3:7.1f} ({e['cpu_median_s']*1e3:6.1f}) | "
+              f"{r['area_resize']['wall_median_s']*1e3:11.1f} {r['lowres_net']['wall_median_s']*1e3:10.1f} "
+              f"{r['slice_apply']['wall_median_s']*1e3:11.1f} {r['copy']['wall_median_s']*1e3:6.1f}")
+    nets = [r["lowres_net"]["wall_median_s"] * 1e3 for r in results]
     print(f"low-res branch (net) across sizes: {min(nets):.1f}..{max(nets):.1f} ms (constant by construction: fixed {L}x{L} input)")
 
 

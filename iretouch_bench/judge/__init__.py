@@ -11,42 +11,22 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from .base import SCORE_KEYS, Judge, JudgeError, JudgeRequest, JudgeResult, NullJudge, overall
-from .openai_judge import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_SIDE,
-    DEFAULT_MODEL,
-    DEFAULT_SEED,
-    DEFAULT_TIMEOUT_S,
-    OpenAIJudge,
-)
+from .openai_judge import DEFAULT_MODEL, DEFAULT_SEED, OpenAIJudge
 from .prompts import PROMPT_VERSION, prompt_hash
 
 JUDGE_SPECS = ("offline", "none", "openai:MODEL")
 
 
-def make_judge(
-    spec: str,
-    *,
-    base_url: str | None = None,
-    samples: int = 1,
-    cache_mode: str = "use",
-    budget_usd: float | None = None,
-    concurrency: int = 4,
-    requests_per_minute: float | None = None,
-    max_side: int = DEFAULT_MAX_SIDE,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    cache_dir: str | os.PathLike | None = None,
-    **extra: Any,
-) -> Judge:
+def make_judge(spec: str, **options: Any) -> Judge:
     """Build the judge named by ``spec`` (``offline`` | ``none`` | ``openai:MODEL``).
 
-    Args:
+    ``options`` go to :class:`OpenAIJudge` (its signature holds the defaults); offline and
+    none judges take none of them.
+
+    Options:
         base_url: endpoint root (e.g. ``http://localhost:8000/v1``); default ``$OPENAI_BASE_URL``,
             else OpenAI. The API key always comes from ``$OPENAI_API_KEY``.
         samples: answers per question; the median of ``samples`` answers is reported.
@@ -66,12 +46,7 @@ def make_judge(
         return NullJudge(spec)
     if spec == "openai" or spec.startswith("openai:"):
         model = spec.partition(":")[2].strip() or None
-        return OpenAIJudge(
-            model, base_url=base_url, samples=samples, cache_mode=cache_mode, budget_usd=budget_usd,
-            concurrency=concurrency, requests_per_minute=requests_per_minute, max_side=max_side,
-            timeout_s=timeout_s, max_retries=max_retries,
-            cache_dir=None if cache_dir is None else Path(cache_dir), spec=spec, **extra,
-        )
+        return OpenAIJudge(model, spec=spec, **options)
     raise JudgeError(f"judge spec {spec!r}: expected one of {', '.join(JUDGE_SPECS)}")
 
 
