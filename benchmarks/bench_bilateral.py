@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from iretouch_bench.models import bilateral as bl
-from timing import time_calls
+from iretouch_bench.core.timing import time_calls
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from iretouch_bench.errors import BenchError
+from iretouch_bench.core.errors import BenchError
 from iretouch_bench.latency import RESOLUTIONS, format_table, measure_latency, plot_latency
 from iretouch_bench.registry import available_models, create_model
 

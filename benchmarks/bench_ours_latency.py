@@ -21,7 +21,7 @@ import json
 import os
 
 import numpy as np
-from timing import time_calls
+from iretouch_bench.core.timing import time_calls
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "1k": (1080, 1920), "2k": (1440, 2560), "4k": (2160, 3840)}
 INSTRUCTION = "Make it warmer and brighten the shadows a little."

@@ -37,7 +37,7 @@ def main() -> None:
 
     from iretouch_bench.data.attributes import ATTRIBUTE_EFFECTS, match_attributes, measure_image
     from iretouch_bench.data.embedded import build_embedded
-    from iretouch_bench.io.images import read_image
+    from iretouch_bench.core.images import read_image
     from iretouch_bench.metrics.attr_acc import attr_acc
     from iretouch_bench.metrics.fidelity import matched_gray_pair
     from iretouch_bench.metrics.ssim import ssim

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import read_image, write_image
+from .core.images import read_image, write_image
 from .runner.config import RunConfig
 from .runner.run import RunResult, aggregate, run_benchmark
 from .runner.scoring import PairScores

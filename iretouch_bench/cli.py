@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from .errors import BenchError
+from .core.errors import BenchError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SAMPLES_FAILED = 0, 1, 2, 3
 

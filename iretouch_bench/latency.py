@@ -48,7 +48,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BenchError
+from .core.atomic import atomic_path
+from .core.errors import BenchError
+from .core.errors import error_line
+from .core.provenance import environment
+from .core.resize import resize
+from .core.timing import time_calls
 
 RESOLUTIONS: dict[str, tuple[int, int]] = {
     "720p": (1280, 720),
@@ -97,10 +102,9 @@ def sample_image(width: int, height: int) -> np.ndarray:
     """float32 ``[height, width, 3]`` in [0, 1]: scikit-image's astronaut, bicubic-resized (cached)."""
     key = (width, height)
     if key not in _TEST_IMAGES:
-        from PIL import Image
         from skimage import data
 
-        im = Image.fromarray(data.astronaut()).resize((width, height), Image.BICUBIC)
+        im = resize(data.astronaut(), (height, width), "bicubic")
         _TEST_IMAGES.clear()  # keep one size at a time: a 4K float32 frame is 100 MB
         _TEST_IMAGES[key] = np.asarray(im, dtype=np.float32) / 255.0
     return _TEST_IMAGES[key]
@@ -160,11 +164,6 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _error_text(err: BaseException) -> str:
-    msg = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {msg[0][:300]}" if msg else type(err).__name__
-
-
 def _check_output(out: Any) -> tuple[int, int]:
     arr = np.asarray(out)
     if arr.ndim != 3 or arr.shape[2] != 3:
@@ -197,25 +196,16 @@ def _measure_one(model, label: str, width: int, height: int, repeats: int, warmu
             sampler = _RssPeak().__enter__()
             rec["mem_method"] = (f"process RSS sampled every {RSS_SAMPLE_S * 1e3:g} ms, peak - before"
                                  if sampler.base is not None else "unavailable (no /proc/self/statm)")
-        for _ in range(warmup):
-            out = model.retouch(image, instruction)
-            _sync(device)
-            _check_output(out)
-            del out
-        for _ in range(repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            out = model.retouch(image, instruction)
-            _sync(device)
-            times.append(time.perf_counter() - t0)
-            rec["output_width"], rec["output_height"] = _check_output(out)
-            del out
+        def call() -> None:
+            rec["output_width"], rec["output_height"] = _check_output(model.retouch(image, instruction))
+
+        times = time_calls(call, repeats, warmup=warmup, sync=lambda: _sync(device))["wall_s"]
         if cuda:
             import torch
 
             rec["peak_mem_bytes"] = int(max(0, torch.cuda.max_memory_allocated() - base_alloc))
     except _CAUGHT as err:
-        rec["error"] = _error_text(err)
+        rec["error"] = error_line(err, limit=300)
         times = []  # a size that failed on any call has no figure (partial timings would mislead)
     finally:
         if sampler is not None:
@@ -234,23 +224,6 @@ def _measure_one(model, label: str, width: int, height: int, repeats: int, warmu
                    mean_s=float(t.mean()), std_s=float(t.std(ddof=1)) if len(t) > 1 else 0.0,
                    iqr_s=float(q3 - q1), repeats=len(t), times_s=[float(x) for x in t])
     return rec
-
-
-def _environment(device: str) -> dict[str, Any]:
-    env: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                           "processor": platform.processor() or platform.machine(),
-                           "cpu_count": os.cpu_count()}
-    try:
-        import torch
-
-        env["torch"] = torch.__version__
-        env["torch_threads"] = torch.get_num_threads()
-        if _is_cuda(device) and torch.cuda.is_available():
-            env["cuda_device"] = torch.cuda.get_device_name(torch.device(device))
-            env["cuda"] = torch.version.cuda
-    except ImportError:
-        pass
-    return env
 
 
 def measure_latency(
@@ -301,7 +274,7 @@ def measure_latency(
         "input": "skimage.data.astronaut() bicubic-resized to each size, float32 [H, W, 3] in [0, 1]",
         "resolution_source": RESOLUTION_SOURCE,
         "load_s": load_s,
-        "environment": _environment(device),
+        "environment": environment(device),
         "records": records,
     }
     result["metrics"], result["reasons"] = latency_metrics(result)
@@ -409,8 +382,6 @@ def plot_latency(results_by_model: dict[str, dict], path: str | os.PathLike, tit
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path

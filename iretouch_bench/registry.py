@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import ModelError
+from .core.errors import ModelError
 
 ENTRY_POINT_GROUP = "iretouch_bench.models"
 

@@ -153,7 +153,7 @@ class InstantRetouchGenerator(nn.Module):
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
 
-        from iretouch_bench.errors import WeightsError
+        from iretouch_bench.core.errors import WeightsError
         from iretouch_bench.weights.store import load_safetensors
 
         folder = Path(folder)

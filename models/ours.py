@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from iretouch_bench.errors import ModelError, WeightsError
+from iretouch_bench.core.errors import ModelError, WeightsError
 from iretouch_bench.registry import RetouchModel
 
 __all__ = ["OursModel"]
@@ -125,7 +125,7 @@ class OursModel(RetouchModel):
 
     # ------------------------------------------------------------------ identity
     def info(self) -> dict[str, Any]:
-        from iretouch_bench.weights.store import sha256_file
+        from iretouch_bench.core.hashing import sha256_file
 
         from . import bilateral
 

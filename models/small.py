@@ -223,7 +223,7 @@ def save_small(net: SmallRetouchNet, path: str | Path, metadata: dict[str, str] 
 
 def load_small(weights: str | Path | None = None, config: str | Path | None = None) -> SmallRetouchNet:
     """Load the small model (default: the shipped weights). Raises WeightsError on problems."""
-    from iretouch_bench.errors import WeightsError
+    from iretouch_bench.core.errors import WeightsError
     from iretouch_bench.weights.store import load_safetensors
 
     st = Path(weights) if weights is not None else SHIPPED_WEIGHTS

@@ -32,7 +32,7 @@ def write_manifest(root, rows, name="manifest.jsonl"):
 @pytest.fixture
 def tiny_manifest(tmp_path):
     """Six small pairs in the suite's manifest format (PNG inputs/targets), one portrait."""
-    from iretouch_bench.io import write_image
+    from iretouch_bench.core.images import write_image
 
     rng = np.random.default_rng(1)
     rows = []

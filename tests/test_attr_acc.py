@@ -189,7 +189,7 @@ def embedded_pairs():
     from pathlib import Path
 
     from iretouch_bench.data.embedded import build_embedded
-    from iretouch_bench.io import read_image
+    from iretouch_bench.core.images import read_image
 
     root = Path(build_embedded())
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines() if line.strip()]

@@ -7,7 +7,14 @@ import torch
 
 from iretouch_bench.models import losses
 from iretouch_bench.models.bilateral import identity_grid
-from iretouch_bench.models.small import SmallConfig, SmallRetouchNet, hashed_bow, load_small, save_small, text_features
+from iretouch_bench.models.small import (
+    SmallConfig,
+    SmallRetouchNet,
+    hashed_bow,
+    load_small,
+    save_small,
+    text_features,
+)
 
 
 def test_laplacian_zero_for_affine_grids_positive_for_noise():

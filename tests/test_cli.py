@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from iretouch_bench.io import write_image
+from iretouch_bench.core.images import write_image
 
 
 def cli(*args, check=False):

@@ -13,7 +13,7 @@ from iretouch_bench.data import embedded as emb
 from iretouch_bench.data.attributes import AttributeMatch, match_attributes
 from iretouch_bench.data.instructions import check_instruction
 from iretouch_bench.data.synth import verify_effects
-from iretouch_bench.io import read_image
+from iretouch_bench.core.images import read_image
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iretouch_bench.errors import WeightsError
+from iretouch_bench.core.errors import WeightsError
 
 fw = pytest.importorskip("iretouch_bench.weights.facenet")
 torch = pytest.importorskip("torch")

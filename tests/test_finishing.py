@@ -19,7 +19,13 @@ from iretouch_bench.data.finishing import (
     apply_finishing,
     sample_params,
 )
-from iretouch_bench.data.masks import luminance_range, radial_vignette, render_mask, sky_gradient, subject_ellipse
+from iretouch_bench.data.masks import (
+    luminance_range,
+    radial_vignette,
+    render_mask,
+    sky_gradient,
+    subject_ellipse,
+)
 from iretouch_bench.data.synth import MIN_EFFECT, load_photo
 
 

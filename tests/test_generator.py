@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from iretouch_bench.errors import WeightsError
+from iretouch_bench.core.errors import WeightsError
 from iretouch_bench.models.generator import InstantRetouchGenerator
 
 

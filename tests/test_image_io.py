@@ -11,9 +11,9 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
-from iretouch_bench.errors import ImageReadError
-from iretouch_bench.io import read_image, write_image
-from iretouch_bench.io.images import apply_orientation, image_bit_depth
+from iretouch_bench.core.errors import ImageReadError
+from iretouch_bench.core.images import read_image, write_image
+from iretouch_bench.core.images import apply_orientation, image_bit_depth
 
 H, W = 11, 17  # odd and non-square so a transposition or resize cannot pass unnoticed
 

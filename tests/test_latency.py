@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from iretouch_bench.errors import BenchError
+from iretouch_bench.core.errors import BenchError
 from iretouch_bench.latency import (
     METRIC_KEY,
     RESOLUTIONS,

@@ -22,7 +22,7 @@ from PIL import Image
 
 from iretouch_bench.data import hashing, loaders
 from iretouch_bench.data.loaders import Dataset, dataset_info, list_datasets, load_dataset
-from iretouch_bench.errors import DatasetError
+from iretouch_bench.core.errors import DatasetError
 
 
 @pytest.fixture(autouse=True)

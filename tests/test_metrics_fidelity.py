@@ -79,7 +79,7 @@ def pyiqa_mod():
 
 @pytest.fixture(scope="module")
 def tid_pairs(pyiqa_mod):
-    from iretouch_bench.io.images import read_image
+    from iretouch_bench.core.images import read_image
 
     root = Path(pyiqa_mod.__file__).resolve().parent.parent / "ResultsCalibra"
     if not (root / "ref_dir").is_dir():

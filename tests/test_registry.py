@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from iretouch_bench.errors import ModelError
+from iretouch_bench.core.errors import ModelError
 from iretouch_bench.registry import RetouchModel, available_models, create_model, register_model
 
 

@@ -57,7 +57,7 @@ def test_broken_sample_is_recorded_and_run_goes_on(tiny_manifest, tmp_path):
 
 
 def test_rerun_is_a_no_op_and_config_mismatch_refused(tiny_manifest, tmp_path):
-    from iretouch_bench.errors import BenchError
+    from iretouch_bench.core.errors import BenchError
 
     first = _run(tiny_manifest, tmp_path / "run")
     before = (first.run_dir / "samples.jsonl").read_bytes()

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import write_image
+from ..core.images import write_image
 from .finishing import STYLE_PRESETS
 from .instructions import InstructionError
 from .synth import EVAL_PHOTOS, PHOTOS, load_photo, make_pair
@@ -87,7 +87,7 @@ def builder_fingerprint() -> str:
 def default_root() -> Path:
     """``<cache>/datasets/embedded-v1`` (cache: ``$IRETOUCH_BENCH_CACHE`` or the platform
     user cache; the folder itself is created only by a build)."""
-    from ..weights.store import cache_dir
+    from ..core.atomic import cache_dir
 
     return cache_dir("datasets") / f"{EMBEDDED_NAME}-{EMBEDDED_VERSION}"
 

@@ -71,7 +71,7 @@ class _DiskCache:
             self._failed = True
             return None
         try:
-            from ..weights.store import cache_dir
+            from ..core.atomic import cache_dir
 
             db = cache_dir("hashes") / "files-sha256.sqlite3"
             conn = sqlite3.connect(str(db), timeout=30, check_same_thread=False)

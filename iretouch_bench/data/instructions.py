@@ -31,7 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import BenchError
+from ..core.errors import BenchError
+from ..core.resize import block_mean
 from .attributes import CONF_HIGH, CONF_LOW, CONF_MEDIUM, AttributeMatch, match_attributes, measure_image
 from .finishing import PARAM_RANGES, SAMPLE_RANGES, FinishingParams
 
@@ -426,18 +427,6 @@ _FORWARD: dict[str, tuple[str, str]] = {
 AGREE_MIN = 0.75
 
 
-def _area_down(img: np.ndarray, long_side: int) -> np.ndarray:
-    """Area-average by an integer factor so the long side is at most ``long_side``."""
-    img = np.asarray(img, dtype=np.float32)
-    f = int(np.ceil(max(img.shape[:2]) / long_side))
-    if f <= 1:
-        return img
-    from skimage.transform import downscale_local_mean
-
-    factors = (f, f, 1) if img.ndim == 3 else (f, f)
-    return downscale_local_mean(img, factors).astype(np.float32)
-
-
 def fit_finishing(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> FinishingParams:
     """The global finishing parameters (:data:`FIT_OPS`) that best map ``source`` to ``target``.
 
@@ -456,8 +445,8 @@ def fit_finishing(source: np.ndarray, target: np.ndarray, mask: np.ndarray | Non
 
     from .finishing import _apply_global
 
-    src, tgt = _area_down(source, FIT_LONG_SIDE), _area_down(target, FIT_LONG_SIDE)
-    w = np.ones(src.shape[:2], np.float32) if mask is None else np.clip(_area_down(mask, FIT_LONG_SIDE), 0, 1)
+    src, tgt = block_mean(source, FIT_LONG_SIDE), block_mean(target, FIT_LONG_SIDE)
+    w = np.ones(src.shape[:2], np.float32) if mask is None else np.clip(block_mean(mask, FIT_LONG_SIDE), 0, 1)
     sw = np.sqrt(w / max(float(w.mean()), 1e-6))[..., None]
     ops = list(FIT_OPS)
     lo = np.array([PARAM_RANGES[o][0] for o in ops])
@@ -507,7 +496,7 @@ def change_intents(
     from .finishing import _apply_global
 
     fitted = fit_finishing(source, target, mask)
-    small = _area_down(source, FIT_LONG_SIDE)
+    small = block_mean(source, FIT_LONG_SIDE)
     cands = []
     for op, thr in FIT_OPS.items():
         v = getattr(fitted, op)
@@ -519,8 +508,8 @@ def change_intents(
     cands.sort(key=lambda t: -t[0])
     if not cands:
         return []
-    ws, wt = _area_down(source, WORK_LONG_SIDE), _area_down(target, WORK_LONG_SIDE)
-    wm = None if mask is None else _area_down(mask, WORK_LONG_SIDE)
+    ws, wt = block_mean(source, WORK_LONG_SIDE), block_mean(target, WORK_LONG_SIDE)
+    wm = None if mask is None else block_mean(mask, WORK_LONG_SIDE)
     ms, mt = measure_image(ws, wm), measure_image(wt, wm)
     out = []
     for _, it in cands:

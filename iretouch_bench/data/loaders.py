@@ -15,7 +15,7 @@ decoded once; the result is cached in the user cache keyed by the two files' sha
 
 Bad rows policy: a manifest row that is malformed (bad JSON, missing required field,
 duplicate id, a file that does not exist) fails the whole load with a one-line
-:class:`~iretouch_bench.errors.DatasetError` naming the manifest, the row number of the first
+:class:`~iretouch_bench.core.errors.DatasetError` naming the manifest, the row number of the first
 bad row (1-based, as an editor numbers lines; in a CSV the header is row 1) and the rows of
 the others. Silently skipping rows would change what is evaluated while the table still
 looks complete. ``skip_bad_rows=True`` loads the good rows instead and records every skipped
@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..errors import DatasetError, ImageReadError
+from ..core.errors import DatasetError, ImageReadError, one_line
+from ..core.resize import block_mean
 from .hashing import content_hash, files_sha256
 from .sample import CATEGORIES, Sample
 
@@ -197,7 +198,7 @@ class _Problems:
         self.items: list[tuple[int | None, str]] = []
 
     def add(self, row: int | None, message: str) -> None:
-        self.items.append((row, _one_line(message)))
+        self.items.append((row, one_line(message)))
 
     def raise_or_record(self, meta: dict[str, Any]) -> None:
         if not self.items:
@@ -214,10 +215,6 @@ class _Problems:
             shown = ", ".join(rest[:10]) + (", ..." if len(rest) > 10 else "")
             more = f" (and {len(self.items) - 1} more bad row(s)" + (f": {shown}" if shown else "") + ")"
         raise DatasetError(where + msg + more)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def safe_id(raw: Any) -> str:
@@ -443,7 +440,7 @@ def _load_embedded(spec: str, *, split: str | None, skip_bad_rows: bool) -> Data
     try:
         from .embedded import build_embedded
     except ImportError as err:
-        raise DatasetError(f"embedded dataset builder unavailable ({_one_line(err)})") from err
+        raise DatasetError(f"embedded dataset builder unavailable ({one_line(err)})") from err
     root = Path(build_embedded())
     manifest = root / "manifest.jsonl" if (root / "manifest.jsonl").is_file() else find_manifest(root)
     ds = load_manifest(manifest, name="embedded", spec=spec, card=_CARDS["embedded"], split=split,
@@ -511,14 +508,6 @@ def _instructions_module_digest() -> str:
 MEASURE_MAX_SIDE = 1024
 
 
-def _reduce(img: np.ndarray, max_side: int = MEASURE_MAX_SIDE) -> np.ndarray:
-    f = int(np.ceil(max(img.shape[:2]) / max_side))
-    if f <= 1:
-        return img
-    h, w = (img.shape[0] // f) * f, (img.shape[1] // f) * f
-    return img[:h, :w].reshape(h // f, f, w // f, f, 3).mean(axis=(1, 3), dtype=np.float32)
-
-
 def _generate_instruction(source: Path, target: Path, src_sha: str, tgt_sha: str,
                           describe: Callable[..., str], writer_digest: str) -> tuple[str, bool]:
     """Instruction for a source->target pair, from the cache or freshly measured.
@@ -526,8 +515,8 @@ def _generate_instruction(source: Path, target: Path, src_sha: str, tgt_sha: str
     Returns (text, from_cache). The rng is seeded from the two file digests so phrasing
     varies across pairs but is the same on every machine and rerun.
     """
-    from ..io import read_image
-    from ..weights.store import cache_dir
+    from ..core.images import read_image
+    from ..core.atomic import cache_dir
 
     key = hashlib.sha256(f"{src_sha}:{tgt_sha}:{writer_digest}".encode()).hexdigest()
     cache_file = cache_dir("instructions", "ppr10k") / f"{key}.json"
@@ -536,8 +525,8 @@ def _generate_instruction(source: Path, target: Path, src_sha: str, tgt_sha: str
             return json.loads(cache_file.read_text())["instruction"], True
         except (OSError, ValueError, KeyError):
             pass  # a damaged entry is recomputed
-    src = _reduce(read_image(source))
-    tgt = _reduce(read_image(target))
+    src = block_mean(read_image(source), MEASURE_MAX_SIDE)
+    tgt = block_mean(read_image(target), MEASURE_MAX_SIDE)
     if src.shape != tgt.shape:
         from skimage.transform import resize
 
@@ -613,7 +602,7 @@ def _load_ppr10k(spec: str, root: Path, *, expert: str, split: str | None, skip_
         except ImportError as err:
             raise DatasetError(
                 f"{split_dir}: {len(need)} pair(s) have no instruction in an instructions.jsonl sidecar and the "
-                f"instruction writer is unavailable ({_one_line(err)})") from err
+                f"instruction writer is unavailable ({one_line(err)})") from err
     def _one(r: dict[str, Any]):
         src, tgt = Path(r["input"]), Path(r["target"])
         try:
@@ -645,12 +634,12 @@ def _load_ppr10k(spec: str, root: Path, *, expert: str, split: str | None, skip_
         if isinstance(err, ImageReadError):  # an unreadable image: the runner fails this sample at run time
             r["instruction"] = ""
             r["instruction_source"] = "unavailable"
-            r["instruction_error"] = _one_line(err)
+            r["instruction_error"] = one_line(err)
             n_failed += 1
             continue
         if err is not None:  # a writer failure on readable images is a bug, said in one line
             raise DatasetError(f"{r['input']}: the instruction writer failed on this pair "
-                               f"({type(err).__name__}: {_one_line(err)})") from err
+                               f"({type(err).__name__}: {one_line(err)})") from err
         text, cached = out
         if not isinstance(text, str) or not text.strip():
             raise DatasetError(f"{r['input']}: the instruction writer returned no text for this pair")
@@ -739,7 +728,7 @@ def _load_hf(spec: str, path: Path, *, split: str | None, skip_bad_rows: bool) -
     try:
         obj = hfds.load_from_disk(str(path))
     except Exception as err:  # FileNotFoundError, or datasets' own errors for a non-dataset folder
-        raise DatasetError(f"{path}: not a datasets folder saved with save_to_disk ({_one_line(err)})") from err
+        raise DatasetError(f"{path}: not a datasets folder saved with save_to_disk ({one_line(err)})") from err
     if isinstance(obj, hfds.DatasetDict):
         names = list(obj.keys())
         if split is None:
@@ -765,7 +754,7 @@ def _load_hf(spec: str, path: Path, *, split: str | None, skip_bad_rows: bool) -
     fingerprint = getattr(ds, "_fingerprint", None) or hashlib.sha256(str(path).encode()).hexdigest()[:16]
     out_dir = None
     if image_cols:
-        from ..weights.store import cache_dir
+        from ..core.atomic import cache_dir
 
         out_dir = cache_dir("datasets", f"hf-{fingerprint}")
     problems = _Problems(source, skip_bad_rows)

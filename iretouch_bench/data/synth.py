@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..core.resize import shrink_to
 from .attributes import ATTRIBUTE_EFFECTS, CONF_HIGH, CONF_LOW, CONF_MEDIUM, AttributeMatch, measure_image
 from .finishing import STYLE_PRESETS, FinishingParams, LocalEdit, apply_finishing, sample_params
 from .instructions import InstructionError, intents_for_degradation, write_instruction
@@ -184,12 +185,7 @@ def load_photo(name: str, max_side: int | None = None) -> np.ndarray:
         arr = np.repeat(arr[..., None], 3, axis=2)
     arr = arr[..., :3]
     if max_side is not None and max(arr.shape[:2]) > max_side:
-        from PIL import Image
-
-        h, w = arr.shape[:2]
-        scale = max_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        arr = np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.LANCZOS))
+        arr = shrink_to(arr, max_side, "lanczos")
     return np.ascontiguousarray(arr, dtype=np.float32) / np.float32(255.0)
 
 

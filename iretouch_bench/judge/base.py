@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BenchError
+from ..core.errors import BenchError
 
 #: The score keys a judge fills, in the order the metric contract lists them.
 SCORE_KEYS = ("sc", "pq", "o")

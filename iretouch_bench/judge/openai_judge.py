@@ -57,6 +57,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from ..core.resize import fit_long_side, shrink_to
 from . import pricing, prompts
 from .base import SCORE_KEYS, Judge, JudgeError, JudgeRequest, JudgeResult, overall
 from .cache import AnswerCache, answer_key, array_digest
@@ -93,25 +94,17 @@ def _sanitise_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def resized_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """``(w, h)`` after downscaling so that ``max(w, h) <= max_side`` (never upscaled)."""
-    s = min(1.0, max_side / max(width, height))
-    return max(1, round(width * s)), max(1, round(height * s))
-
-
 def encode_image(image: np.ndarray, max_side: int) -> tuple[str, tuple[int, int]]:
     """float ``[H, W, 3]`` in [0, 1] -> (``data:image/png;base64,...`` URL, (w, h) sent)."""
     from PIL import Image
 
-    from ..io.images import to_uint8
+    from ..core.images import to_uint8
 
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"judge image must be [H, W, 3], got {arr.shape}")
-    im = Image.fromarray(to_uint8(arr))
-    size = resized_size(im.width, im.height, max_side)
-    if size != (im.width, im.height):
-        im = im.resize(size, Image.Resampling.LANCZOS)
+    im = Image.fromarray(shrink_to(to_uint8(arr), max_side, "lanczos"))
+    size = (im.width, im.height)
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), size
@@ -251,7 +244,7 @@ class OpenAIJudge(Judge):
         self.budget_usd = budget_usd
 
         if cache_dir is None:
-            from ..weights.store import cache_dir as user_cache
+            from ..core.atomic import cache_dir as user_cache
 
             cache_dir = user_cache("judge")
         self.cache = AnswerCache(Path(cache_dir), cache_mode)
@@ -647,8 +640,8 @@ class OpenAIJudge(Judge):
                     r = requests[i]
                     h_in, w_in = r.input_rgb.shape[:2]
                     h_out, w_out = r.output_rgb.shape[:2]
-                    s_in = resized_size(w_in, h_in, self.max_side)
-                    s_out = resized_size(w_out, h_out, self.max_side)
+                    s_in = fit_long_side(h_in, w_in, self.max_side)[::-1]
+                    s_out = fit_long_side(h_out, w_out, self.max_side)[::-1]
                     for c in misses[i]:
                         sizes = [s_in, s_out] if c.kind == "sc" else [s_out]
                         c.est_cost = self._est_cost(c.kind, sizes, r.instruction)

@@ -32,7 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from .perceptual import MIN_REGION_PIXELS, THRESHOLDS, WORK_LONG_SIDE, lab_measures, resize_mask, to_lab, working_copy
+from .perceptual import (
+    MIN_REGION_PIXELS,
+    THRESHOLDS,
+    WORK_LONG_SIDE,
+    lab_measures,
+    resize_mask,
+    to_lab,
+    working_copy,
+)
 
 NO_ATTRIBUTE = "no recognised attribute in instruction"
 

@@ -190,7 +190,7 @@ def dists(x: torch.Tensor, y: torch.Tensor, net: DISTSNet | None = None, *, devi
     Args:
         x, y: ``[B, 3, H, W]`` RGB or ``[B, 1, H, W]`` gray, float in [0, 1], ``H, W >= 16``.
         net: a :class:`DISTSNet`; by default one is built from the cached ``vgg16-dists``
-            weights (raises :class:`iretouch_bench.errors.WeightsError` if they are missing).
+            weights (raises :class:`iretouch_bench.core.errors.WeightsError` if they are missing).
 
     Returns:
         ``[B]`` float64; exactly 0.0 for identical inputs.

@@ -2,10 +2,11 @@
 
 Protocol, step by step (also in :data:`PROTOCOL`, which a run records in ``run.json``):
 
-1. **Size.** An output whose size differs from the input's is resized to the input size
-   with ``torch.nn.functional.interpolate(mode="bicubic", antialias=True,
-   align_corners=False)`` on the RGB output in [0, 1], then clamped to [0, 1]. The
-   per-sample ``extra`` records ``resized_output``, ``output_size`` and ``input_size``.
+1. **Size.** An output whose size differs from the input's is brought to the input size by
+   the suite's one rule, :func:`iretouch_bench.core.resize.match_size` (antialiased bicubic
+   on the float RGB output, clipped to [0, 1]); the scorer applies it once per sample, so
+   every metric sees the same image. The per-sample ``extra`` records ``resized_output``,
+   ``output_size`` and ``input_size``.
 2. **Grayscale.** Both images become 8-bit gray: BT.601 luma ``0.299 R + 0.587 G + 0.114 B``
    of the [0, 1] float values, times 255, rounded half-to-even, clipped to [0, 255]. These
    are the Y weights the metrics' reference (pyiqa) uses, and MATLAB's ``rgb2gray`` to 3
@@ -27,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..errors import WeightsError
+from ..core.errors import WeightsError
+from ..core.resize import match_size
 from .keys import FIDELITY_KEYS
 from .ssim import LUMA_WEIGHTS
 
@@ -65,13 +66,6 @@ def to_gray_u8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
 
 
-def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize ``[h, w, 3]`` float RGB to ``size = (H, W)`` (step 1 of the protocol)."""
-    t = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
-    t = F.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 1.0)
-    return t[0].permute(1, 2, 0).numpy()
-
-
 def matched_gray_pair(input_rgb: np.ndarray, output_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     """Steps 1-3: (gray input uint8, histogram-matched gray output uint8, extra)."""
     inp = _check_image(input_rgb, "input")
@@ -79,9 +73,9 @@ def matched_gray_pair(input_rgb: np.ndarray, output_rgb: np.ndarray) -> tuple[np
     in_size = [int(inp.shape[0]), int(inp.shape[1])]
     out_size = [int(out.shape[0]), int(out.shape[1])]
     extra: dict = {"resized_output": out_size != in_size, "output_size": out_size, "input_size": in_size}
-    if out_size != in_size:
-        out = resize_to(out, tuple(in_size))
-        extra["resize_method"] = "bicubic-antialias"
+    if out_size != in_size:  # the scorer resizes first; a direct call gets the same rule
+        out, note = match_size(out, tuple(in_size))
+        extra["resize_method"] = note["rule"]
     from skimage.exposure import match_histograms
 
     g_in = to_gray_u8(inp)

@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from ..io.images import to_uint8
+from ..core.images import to_uint8
+from ..core.resize import resize
 
 DETECT_MAX_SIDE = 1024
 MARGIN = 32
@@ -105,9 +106,7 @@ def _detect(img_u8: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
 
     h, w = img_u8.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-    pil = Image.fromarray(img_u8)
-    if scale < 1.0:
-        pil = pil.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+    pil = Image.fromarray(resize(img_u8, (max(1, round(h * scale)), max(1, round(w * scale))), "bilinear"))
     with torch.no_grad():
         boxes, probs = _detector(device).detect(pil)
     if boxes is None or len(boxes) == 0:

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.resize import resize, shrink_to
+
 #: Long side, in pixels, of the working copy the measures are taken on.
 WORK_LONG_SIDE = 512
 #: Gaussian sigma of the ``local_contrast`` high-pass, as a fraction of the working long side.
@@ -60,32 +62,15 @@ MEASURE_NAMES = tuple(THRESHOLDS)
 def working_copy(image: np.ndarray, long_side: int = WORK_LONG_SIDE) -> np.ndarray:
     """float32 ``[H, W, C]`` or ``[H, W]`` -> the same, area-downscaled so ``max(H, W) <= long_side``.
 
-    Area averaging (Pillow's BOX filter on float planes) is the exact low-pass for a downscale
-    and is fast at 4K; never upscales.
+    Area averaging is the exact low-pass for a downscale and is fast at 4K; never upscales.
     """
-    from PIL import Image
-
-    arr = np.asarray(image, dtype=np.float32)
-    h, w = arr.shape[:2]
-    s = long_side / max(h, w)
-    if s >= 1.0:
-        return arr
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    planes = arr[..., None] if arr.ndim == 2 else arr
-    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c])).resize(
-        size, Image.Resampling.BOX), dtype=np.float32) for c in range(planes.shape[2])], axis=-1)
-    return out[..., 0] if arr.ndim == 2 else out
+    return shrink_to(np.asarray(image, dtype=np.float32), long_side, "area")
 
 
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """float ``[h, w]`` mask -> float32 ``[H, W]`` (area when shrinking, bilinear when growing)."""
-    from PIL import Image
-
     m = np.asarray(mask, dtype=np.float32)
-    if m.shape == tuple(shape):
-        return m
-    filt = Image.Resampling.BOX if m.shape[0] >= shape[0] else Image.Resampling.BILINEAR
-    return np.asarray(Image.fromarray(np.ascontiguousarray(m)).resize((shape[1], shape[0]), filt), dtype=np.float32)
+    return resize(m, shape, "area" if m.shape[0] >= shape[0] else "bilinear")
 
 
 def to_lab(rgb: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ def to_luma255(x: torch.Tensor) -> torch.Tensor:
         ``[B, 1, H, W]`` float64 tensor of integers in [0, 255].
 
     The weighted sum is done in the input's own dtype (float32 for images read by
-    :func:`iretouch_bench.io.images.read_image`) before rounding, so the rounding of the rare
+    :func:`iretouch_bench.core.images.read_image`) before rounding, so the rounding of the rare
     exact ``.5`` cases matches pyiqa's float32 conversion.
     """
     if x.ndim != 4 or x.shape[1] not in (1, 3):

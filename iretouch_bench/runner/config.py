@@ -7,7 +7,6 @@ one-line message rather than silently mixing two configurations in one table.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import re
@@ -15,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BenchError
+from ..core.errors import BenchError
 
 #: Config fields that change outputs or scores: a resumed run must agree on these.
 RESULT_KEYS = ("model", "weights", "strength", "dataset_hash", "judge", "judge_samples", "identity",
@@ -64,16 +63,6 @@ def default_run_dir(model: str, dataset_name: str, root: str | os.PathLike = "ru
     """``runs/<model>__<dataset>``: deterministic, so rerunning a command resumes its run."""
     safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"  # noqa: E731
     return Path(root) / f"{safe(model)}__{safe(dataset_name)}"
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def check_compatible(run_dir: Path, config: RunConfig) -> dict[str, Any] | None:

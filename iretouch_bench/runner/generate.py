@@ -7,15 +7,14 @@ record exists is not generated again, so a killed run loses at most the sample i
 from __future__ import annotations
 
 import time
-import traceback
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from ..data.sample import Sample
-from ..errors import BenchError
-from ..io import image_bit_depth, write_image
+from ..core.errors import BenchError, error_line
+from ..core.images import image_bit_depth, write_image
 from ..registry import RetouchModel
 from .records import RecordWriter
 
@@ -32,16 +31,6 @@ def _check_output(out: object, sample: Sample) -> np.ndarray:
     if not np.isfinite(out).all():
         raise ValueError("model output holds NaN or infinite values")
     return np.clip(out.astype(np.float32, copy=False), 0.0, 1.0)
-
-
-def error_line(err: BaseException) -> str:
-    """The one line a record keeps: the type, the message, and where (last frame)."""
-    msg = str(err).splitlines()[0] if str(err) else ""
-    if isinstance(err, BenchError):
-        return msg
-    tb = traceback.extract_tb(err.__traceback__)
-    where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
-    return f"{type(err).__name__}: {msg}{where}"[:500]
 
 
 def generate_one(model: RetouchModel, sample: Sample, run_dir: Path, strength: float = 1.0) -> dict:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BenchError
-from .config import RunConfig, check_compatible, default_run_dir, now_iso, write_json_atomic
+from ..core.errors import BenchError
+from .config import RunConfig, check_compatible, default_run_dir
+from ..core.provenance import now_iso
+from ..core.atomic import write_json_atomic
 from .records import RecordWriter, read_all, shard_suffix
 
 SAMPLES_STEM = "samples"
@@ -48,7 +50,7 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     from ..data.loaders import load_dataset
     from ..registry import create_model, get_model_class
     from .generate import generate
-    from .provenance import device_info, git_revision, package_versions
+    from ..core.provenance import environment, git_revision, package_versions
     from .score import score
 
 
@@ -76,7 +78,7 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
         "judge": judge.info(),
         "versions": package_versions(),
         "git": git_revision(),
-        "device": device_info(config.device),
+        "device": environment(config.device),
     }
     write_json_atomic(run_dir / "run.json", run_info)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..data.sample import Sample
-from ..io import read_image
+from ..core.images import read_image
 from ..metrics.keys import JUDGE_KEYS, SAMPLE_KEYS
-from .generate import error_line
+from ..core.errors import error_line
 from .records import RecordWriter
 from .scoring import score_pair
 

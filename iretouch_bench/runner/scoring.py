@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import error_line
+from ..core.resize import match_size
 from ..metrics.keys import DISTANCE_KEYS, FIDELITY_KEYS, SAMPLE_KEYS
 
 
@@ -40,19 +42,8 @@ class PairScores:
                 self.reasons.pop(k, None)
 
 
-def resize_to(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Resize float ``[h, w, 3]`` to ``hw`` with antialiased bicubic (PIL, per channel, float)."""
-    from PIL import Image
-
-    h, w = hw
-    chans = [np.asarray(Image.fromarray(image[:, :, c].astype(np.float32), mode="F")
-                        .resize((w, h), Image.Resampling.BICUBIC)) for c in range(3)]
-    return np.clip(np.stack(chans, axis=2), 0.0, 1.0).astype(np.float32)
-
-
 def _error_reason(err: BaseException) -> str:
-    msg = str(err).splitlines()[0] if str(err) else ""
-    return f"error: {type(err).__name__}: {msg}"[:300]
+    return f"error: {error_line(err, limit=300)}"
 
 
 def score_pair(
@@ -83,17 +74,16 @@ def score_pair(
     scores = PairScores()
     scores.set_null(("sc", "pq", "o"), "no VLM judge (offline scoring; run --judge openai:MODEL)")
 
-    out_same = output_rgb
-    if output_rgb.shape[:2] != input_rgb.shape[:2]:
-        out_same = resize_to(output_rgb, input_rgb.shape[:2])
-        scores.details["resized_output"] = {"from": list(output_rgb.shape[:2]), "to": list(input_rgb.shape[:2]),
-                                            "method": "PIL bicubic (antialiased), float"}
+    # One resize for every metric of the sample, recorded once (the README's wrong-size rule).
+    out_same, resized = match_size(output_rgb, input_rgb.shape[:2])
+    if resized is not None:
+        scores.details["resized_output"] = resized
 
     # Fidelity.
     try:
         from ..metrics.fidelity import fidelity_scores
 
-        values, reasons, extra = fidelity_scores(input_rgb, output_rgb, device=device)
+        values, reasons, extra = fidelity_scores(input_rgb, out_same, device=device)
         scores.merge(values, reasons)
         scores.details["fidelity"] = extra
     except Exception as err:

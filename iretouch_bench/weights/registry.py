@@ -3,7 +3,7 @@
 Each weight module (``vgg16.py``, ``facenet.py``, ...) exposes a :class:`WeightSet`; add it
 to ``_MODULES`` below. ``status()`` must be cheap (no download, no conversion);
 ``fetch()`` resolves, verifies, converts and returns the cached safetensors path, or raises
-:class:`iretouch_bench.errors.WeightsError` whose one-line message says how to get it.
+:class:`iretouch_bench.core.errors.WeightsError` whose one-line message says how to get it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import WeightsError
+from ..core.errors import WeightsError
 
 
 @dataclass(frozen=True)

