@@ -1,2 +1,2 @@
 """Baseline adapters (installed as ``iretouch_bench.baselines``). Each implements
-:class:`iretouch_bench.registry.RetouchModel` and is listed in the registry."""
+:class:`iretouch_bench.adapters.registry.RetouchModel` and is listed in the registry."""

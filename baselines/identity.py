@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from iretouch_bench.registry import RetouchModel
+from iretouch_bench.adapters.base import RetouchModel
 
 
 class IdentityModel(RetouchModel):

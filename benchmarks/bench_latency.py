@@ -15,8 +15,9 @@ import json
 import sys
 
 from iretouch_bench.core.errors import BenchError
-from iretouch_bench.latency import RESOLUTIONS, format_table, measure_latency, plot_latency
-from iretouch_bench.registry import available_models, create_model
+from iretouch_bench.runner.latency import RESOLUTIONS, measure_latency
+from iretouch_bench.reporting.latency import format_table, plot_latency
+from iretouch_bench.adapters.registry import available_models, create_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,13 @@
 """Quality of ``ours`` vs ``identity`` on the embedded evaluation set (issue: quality targets).
 
-For every pair of the embedded set (``iretouch_bench.data.embedded.build_embedded()``), runs
+For every pair of the embedded set (``iretouch_bench.synth.embedded.build_embedded()``), runs
 ``identity`` (the input) and ``ours`` (mask passed when the manifest has one) and prints:
 
 * mean L1 to the target (goal: ours at least 25% below identity);
 * histogram-matched grayscale SSIM of the output against the input (the suite's fidelity
   protocol, :func:`iretouch_bench.metrics.fidelity.matched_gray_pair` + ``ssim``; goal >= 0.98);
 * instructed-attribute direction: for each intended attribute of a pair and each measure
-  :data:`~iretouch_bench.data.attributes.ATTRIBUTE_EFFECTS` lists for it, whether the output
+  :data:`~iretouch_bench.vocab.attributes.ATTRIBUTE_EFFECTS` lists for it, whether the output
   moved that measure (CIELAB, inside the mask for regional attributes) the instructed way
   relative to the input (sign only, no threshold), and the suite's ``attr_acc`` score.
 
@@ -35,8 +35,8 @@ def main() -> None:
 
     import torch
 
-    from iretouch_bench.data.attributes import ATTRIBUTE_EFFECTS, match_attributes, measure_image
-    from iretouch_bench.data.embedded import build_embedded
+    from iretouch_bench.vocab.attributes import ATTRIBUTE_EFFECTS, match_attributes, measure_image
+    from iretouch_bench.synth.embedded import build_embedded
     from iretouch_bench.core.images import read_image
     from iretouch_bench.metrics.attr_acc import attr_acc
     from iretouch_bench.metrics.fidelity import matched_gray_pair

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from .core.images import read_image, write_image
+from .reporting.run_table import write_run_table
+from .runner import run as _run
 from .runner.config import RunConfig
-from .runner.run import RunResult, aggregate, run_benchmark
+from .runner.run import RunResult
 from .runner.scoring import PairScores
 
 __all__ = [
@@ -27,16 +29,31 @@ __all__ = [
 ]
 
 
+def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunResult:
+    """Generate, score and aggregate ``config``'s run; writes and returns its table too."""
+    return _with_table(_run.run_benchmark(config, progress=progress, log=log))
+
+
+def aggregate(run_dir: str | Path) -> RunResult:
+    """Recompute ``summary.json`` and ``table.md`` of a run folder (for example after its shards finished)."""
+    return _with_table(_run.aggregate(Path(run_dir)))
+
+
+def _with_table(result: RunResult) -> RunResult:
+    result.table = write_run_table(result.run_dir, result.summary)
+    return result
+
+
 def load_dataset(spec: str = "embedded", **options):
-    """A :class:`~iretouch_bench.data.loaders.Dataset` (``embedded``, ``iretouch:PATH``, ``ppr10k:PATH``, ``hf:PATH``)."""
-    from .data.loaders import load_dataset as _load
+    """A :class:`~iretouch_bench.datasets.loaders.Dataset` (``embedded``, ``iretouch:PATH``, ``ppr10k:PATH``, ``hf:PATH``)."""
+    from .datasets.loaders import load_dataset as _load
 
     return _load(spec, **options)
 
 
 def load_model(name: str, device: str = "cpu", weights: str | None = None, **options):
-    """A loaded :class:`~iretouch_bench.registry.RetouchModel` from the registry."""
-    from .registry import create_model
+    """A loaded :class:`~iretouch_bench.adapters.registry.RetouchModel` from the registry."""
+    from .adapters.registry import create_model
 
     model = create_model(name, device=device, weights=weights, **options)
     model.ensure_loaded()
@@ -72,7 +89,7 @@ def slice_apply(grid, guide, image, strength: float = 1.0):
 
 def estimate_judge_cost(config: RunConfig) -> dict:
     """How many judge calls ``config`` needs and roughly what they cost (``run --dry-run``)."""
-    from .data.loaders import load_dataset as _load
+    from .datasets.loaders import load_dataset as _load
     from .runner.run import make_run_judge, select_samples
 
     ds = _load(config.dataset, expert=config.expert, split=config.split)

@@ -110,9 +110,9 @@ def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge
 @click.argument("run_dir", type=click.Path(file_okay=False))
 def aggregate(run_dir) -> None:
     """Recompute summary.json and table.md of RUN_DIR (e.g. after its shards finished)."""
-    from .runner.run import aggregate as _aggregate
+    from . import api
 
-    click.echo(_aggregate(run_dir).table)
+    click.echo(api.aggregate(run_dir).table)
 
 
 @cli.command()
@@ -152,8 +152,9 @@ def score(input_path, output_path, target_path, instruction, identity, face_weig
 @click.option("--json", "as_json", is_flag=True)
 def latency(model, resolutions, repeats, warmup, device, weights, instruction, plot, as_json) -> None:
     """Measure end-to-end latency of MODEL at each resolution (median of N repeats)."""
-    from .latency import format_table, measure_latency, parse_resolutions, plot_latency
-    from .registry import create_model
+    from .reporting.latency import format_table, plot_latency
+    from .runner.latency import measure_latency, parse_resolutions
+    from .adapters.registry import create_model
 
     m = create_model(model, device=device, weights=weights)
     m.ensure_loaded()
@@ -175,7 +176,7 @@ def data() -> None:
 @data.command("list")
 def data_list() -> None:
     """The dataset kinds the suite reads."""
-    from .data.loaders import list_datasets
+    from .datasets.loaders import list_datasets
 
     for d in list_datasets():
         click.echo(f"{d['name']:10s} {d.get('spec', ''):18s} {d.get('description', '')}")
@@ -186,7 +187,7 @@ def data_list() -> None:
 @click.option("--force", is_flag=True, help="Rebuild even if present.")
 def data_build(name, force) -> None:
     """Build a dataset that the suite makes itself (embedded)."""
-    from .data.embedded import build_embedded
+    from .synth.embedded import build_embedded
 
     click.echo(str(build_embedded(force=force)))
 
@@ -197,7 +198,7 @@ def data_build(name, force) -> None:
 @click.option("--split", default=None)
 def data_info(spec, expert, split) -> None:
     """Name, size, categories, content hash and card of SPEC."""
-    from .data.loaders import dataset_info
+    from .datasets.loaders import dataset_info
 
     click.echo(json.dumps(dataset_info(spec, expert=expert, split=split), indent=2, default=str))
 
@@ -210,7 +211,7 @@ def models() -> None:
 @models.command("list")
 def models_list() -> None:
     """Built-in models and installed plug-ins."""
-    from .registry import available_models, get_model_class
+    from .adapters.registry import available_models, get_model_class
 
     for name in available_models():
         try:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from iretouch_bench.core.errors import ModelError, WeightsError
-from iretouch_bench.registry import RetouchModel
+from iretouch_bench.adapters.base import RetouchModel
 
 __all__ = ["OursModel"]
 

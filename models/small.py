@@ -7,7 +7,7 @@ and replaces the diffusion low-resolution branch by:
 * a small CNN image encoder on a fixed ``lowres x lowres`` area-downsampled view of the input
   (so its cost does not depend on the input size), FiLM-conditioned on
 * the instruction's conditioning vector :func:`text_features`: the paper's attribute bank
-  (Sec. 3.4.2; :func:`iretouch_bench.data.attributes.attribute_vector`, one confidence per
+  (Sec. 3.4.2; :func:`iretouch_bench.vocab.attributes.attribute_vector`, one confidence per
   atomic attribute such as ``brightness:up`` or ``style:vintage``), two flags (the instruction
   names a region; a region mask is given) and a hashed bag-of-words embedding of the text
   (words and word bigrams, signed feature hashing, L2-normalised).
@@ -62,7 +62,7 @@ def hashed_bow(text: str, dim: int = 256) -> np.ndarray:
 def text_features(instruction: str, has_mask: bool, hash_dim: int = 256) -> np.ndarray:
     """Conditioning vector float32 ``[n_attributes + 2 + hash_dim]``:
     ``[attribute confidences (0..1), names-a-region flag, mask-given flag, hashed BoW]``."""
-    from iretouch_bench.data.attributes import attribute_vector, match_attributes
+    from iretouch_bench.vocab.attributes import attribute_vector, match_attributes
 
     attrs = attribute_vector(instruction).astype(np.float32)
     regional = float(any(m.region is not None for m in match_attributes(instruction)))
@@ -71,7 +71,7 @@ def text_features(instruction: str, has_mask: bool, hash_dim: int = 256) -> np.n
 
 
 def n_attributes() -> int:
-    from iretouch_bench.data.attributes import ATTRIBUTES
+    from iretouch_bench.vocab.attributes import ATTRIBUTES
 
     return len(ATTRIBUTES)
 

@@ -1,9 +1,9 @@
 """Train the shipped small model from scratch (CPU, minutes): ``python -m iretouch_bench.models.train``.
 
 Data: triplets (input, target, instruction[, mask]) synthesised by the photo-finishing
-pipeline (:func:`iretouch_bench.data.synth.make_pair`) from the photos in
-:data:`~iretouch_bench.data.synth.TRAIN_PHOTOS` only -- disjoint from the embedded evaluation
-set's :data:`~iretouch_bench.data.synth.EVAL_PHOTOS`. Categories: global, style, local and
+pipeline (:func:`iretouch_bench.synth.pairs.make_pair`) from the photos in
+:data:`~iretouch_bench.synth.pairs.TRAIN_PHOTOS` only -- disjoint from the embedded evaluation
+set's :data:`~iretouch_bench.synth.pairs.EVAL_PHOTOS`. Categories: global, style, local and
 portrait (the training photos hold no faces, so portrait pairs use a random face-sized ellipse
 as the region). Photos are flipped at random before a pair is made, and each step takes random
 crops (random aspect) of the pairs.
@@ -50,7 +50,7 @@ def build_pool(n: int, seed: int, max_side: int = 256, progress: bool = True) ->
     """
     from tqdm import tqdm
 
-    from iretouch_bench.data.synth import TRAIN_PHOTOS, augment, load_photo, make_pair
+    from iretouch_bench.synth.pairs import TRAIN_PHOTOS, augment, load_photo, make_pair
 
     rng = np.random.default_rng(seed)
     photos = {name: load_photo(name, max_side=max_side) for name in TRAIN_PHOTOS}
@@ -202,7 +202,7 @@ def train_ours(out_dir: str | Path, steps: int = DEFAULTS["steps"], seed: int = 
     meta = {"trained_by": "python -m iretouch_bench.models.train", "steps": str(steps), "seed": str(seed),
             "batch": str(batch), "lr": str(lr), "pool_size": str(pool_size), "max_side": str(max_side),
             "w_smooth": str(w_smooth), "w_gamut": str(w_gamut), "mask_prob": str(mask_prob),
-            "train_photos": ",".join(__import__("iretouch_bench.data.synth", fromlist=["x"]).TRAIN_PHOTOS),
+            "train_photos": ",".join(__import__("iretouch_bench.synth.pairs", fromlist=["x"]).TRAIN_PHOTOS),
             "final_l1_last100": f"{np.mean([h['l1'] for h in history[-k:]]):.5f}",
             "identity_l1_last100": f"{np.mean([h['identity_l1'] for h in history[-k:]]):.5f}",
             "wall_seconds": f"{wall:.0f}", "torch": torch.__version__, "threads": str(torch.get_num_threads()),

@@ -8,7 +8,7 @@ from scipy import ndimage
 from skimage import data
 
 from iretouch_bench.metrics.attr_acc import NO_ATTRIBUTE, attr_acc
-from iretouch_bench.metrics.perceptual import THRESHOLDS, measure, working_copy
+from iretouch_bench.vocab.measures import THRESHOLDS, measure, working_copy
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_direction(photo, instruction, follow, invert):
 def test_multi_measure_attribute_gets_partial_credit(photo, monkeypatch):
     # A three-measure row, fixed here so the test does not depend on the bank's current table:
     # chroma down, contrast down, b* up. Desaturating alone satisfies one of three.
-    from iretouch_bench.data import attributes
+    from iretouch_bench.vocab import attributes
 
     monkeypatch.setitem(attributes.ATTRIBUTE_EFFECTS, "style:vintage", {"chroma": -1, "contrast": -1, "b": +1})
     value, _, detail = attr_acc(photo, saturate(photo, 0.6), "Give it a vintage look")
@@ -170,8 +170,8 @@ def test_measures_scale_invariant(photo):
 def test_measures_agree_with_attribute_bank(photo, landscape):
     # One definition of the measures: the bank's measure_image (used to verify dataset pairs)
     # and attr_acc's measures agree on the same working-size image.
-    from iretouch_bench.data.attributes import MEASURES, measure_image
-    from iretouch_bench.metrics.perceptual import lab_measures, to_lab
+    from iretouch_bench.vocab.attributes import MEASURES, measure_image
+    from iretouch_bench.vocab.measures import lab_measures, to_lab
 
     assert set(MEASURES) == set(THRESHOLDS)
     for img in (photo, landscape, warm(contrast(landscape, 1.3), 0.1)):
@@ -188,7 +188,7 @@ def embedded_pairs():
     import json
     from pathlib import Path
 
-    from iretouch_bench.data.embedded import build_embedded
+    from iretouch_bench.synth.embedded import build_embedded
     from iretouch_bench.core.images import read_image
 
     root = Path(build_embedded())

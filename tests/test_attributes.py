@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iretouch_bench.data.attributes import (
+from iretouch_bench.vocab.attributes import (
     ATTRIBUTE_EFFECTS,
     ATTRIBUTES,
     CONF_HIGH,

@@ -58,7 +58,7 @@ def test_bilateral_loss_parts_and_l1():
 
 
 def test_text_features_attribute_bank_and_hashing():
-    from iretouch_bench.data.attributes import ATTRIBUTES
+    from iretouch_bench.vocab.attributes import ATTRIBUTES
 
     f = text_features("Make it warmer and brighten the sky a little", has_mask=True)
     n = len(ATTRIBUTES)

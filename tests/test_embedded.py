@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iretouch_bench.data import embedded as emb
-from iretouch_bench.data.attributes import AttributeMatch, match_attributes
-from iretouch_bench.data.instructions import check_instruction
-from iretouch_bench.data.synth import verify_effects
+from iretouch_bench.synth import embedded as emb
+from iretouch_bench.vocab.attributes import AttributeMatch, match_attributes
+from iretouch_bench.synth.instructions import check_instruction
+from iretouch_bench.synth.pairs import verify_effects
 from iretouch_bench.core.images import read_image
 
 

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from iretouch_bench.data.attributes import ATTRIBUTE_EFFECTS, measure_image
-from iretouch_bench.data.finishing import (
+from iretouch_bench.vocab.attributes import ATTRIBUTE_EFFECTS, measure_image
+from iretouch_bench.synth.finishing import (
     OP_GROUPS,
     PARAM_RANGES,
     SAMPLE_RANGES,
@@ -19,14 +19,14 @@ from iretouch_bench.data.finishing import (
     apply_finishing,
     sample_params,
 )
-from iretouch_bench.data.masks import (
+from iretouch_bench.vocab.regions import (
     luminance_range,
     radial_vignette,
     render_mask,
     sky_gradient,
     subject_ellipse,
 )
-from iretouch_bench.data.synth import MIN_EFFECT, load_photo
+from iretouch_bench.synth.pairs import MIN_EFFECT, load_photo
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iretouch_bench.data.attributes import (
+from iretouch_bench.vocab.attributes import (
     ATTRIBUTES,
     CONF_HIGH,
     CONF_LOW,
@@ -15,8 +15,8 @@ from iretouch_bench.data.attributes import (
     AttributeMatch,
     match_attributes,
 )
-from iretouch_bench.data.finishing import FinishingParams, LocalEdit, apply_finishing, sample_params
-from iretouch_bench.data.instructions import (
+from iretouch_bench.synth.finishing import FinishingParams, LocalEdit, apply_finishing, sample_params
+from iretouch_bench.synth.instructions import (
     MAX_CHARS,
     InstructionError,
     check_instruction,
@@ -26,7 +26,7 @@ from iretouch_bench.data.instructions import (
     intents_for_degradation,
     write_instruction,
 )
-from iretouch_bench.data.synth import load_photo
+from iretouch_bench.synth.pairs import load_photo
 
 # attributes the writer can place in a region (tone/colour edits; looks and tone-range
 # attributes are global by nature)

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from iretouch_bench.core.errors import BenchError
-from iretouch_bench.latency import (
+from iretouch_bench.runner.latency import (
     METRIC_KEY,
     RESOLUTIONS,
-    format_table,
     measure_latency,
     parse_resolutions,
-    plot_latency,
     resolve_resolution,
 )
+from iretouch_bench.reporting.latency import format_table, plot_latency
 from iretouch_bench.metrics.keys import LATENCY_KEYS
-from iretouch_bench.registry import RetouchModel, create_model
+from iretouch_bench.adapters.base import RetouchModel
+from iretouch_bench.adapters.registry import create_model
 
 ALL = ["720p", "1k", "2k", "4k"]
 

@@ -20,8 +20,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from iretouch_bench.data import hashing, loaders
-from iretouch_bench.data.loaders import Dataset, dataset_info, list_datasets, load_dataset
+from iretouch_bench.datasets import hashing, loaders
+from iretouch_bench.datasets.loaders import Dataset, dataset_info, list_datasets, load_dataset
 from iretouch_bench.core.errors import DatasetError
 
 
@@ -345,12 +345,12 @@ def test_ppr10k_generated_instructions_are_cached(tmp_path, monkeypatch):
         assert source_rgb.dtype == np.float32 and target_rgb.mean() > source_rgb.mean()
         return f"Brighten by {target_rgb.mean() - source_rgb.mean():.3f}"
 
-    fake = types.ModuleType("iretouch_bench.data.instructions")
+    fake = types.ModuleType("iretouch_bench.synth.instructions")
     fake.describe_change = fake_describe
     fake.__file__ = str(tmp_path / "fake_instructions.py")
     Path(fake.__file__).write_text("# writer v1\n")
-    monkeypatch.setitem(sys.modules, "iretouch_bench.data.instructions", fake)
-    import iretouch_bench.data as data_pkg
+    monkeypatch.setitem(sys.modules, "iretouch_bench.synth.instructions", fake)
+    import iretouch_bench.datasets as data_pkg
 
     monkeypatch.setattr(data_pkg, "instructions", fake, raising=False)
 
@@ -371,12 +371,12 @@ def test_ppr10k_generated_instructions_are_cached(tmp_path, monkeypatch):
 def test_ppr10k_unreadable_image_kept_for_the_runner(tmp_path, monkeypatch):
     _ppr10k_tree(tmp_path, names=("3_1", "3_2"))
     (tmp_path / "val" / "target_a" / "3_2.tif").write_bytes(b"II*\x00broken")
-    fake = types.ModuleType("iretouch_bench.data.instructions")
+    fake = types.ModuleType("iretouch_bench.synth.instructions")
     fake.describe_change = lambda s, t, rng=None: "Brighten"
     fake.__file__ = str(tmp_path / "w.py")
     Path(fake.__file__).write_text("#\n")
-    monkeypatch.setitem(sys.modules, "iretouch_bench.data.instructions", fake)
-    import iretouch_bench.data as data_pkg
+    monkeypatch.setitem(sys.modules, "iretouch_bench.synth.instructions", fake)
+    import iretouch_bench.datasets as data_pkg
 
     monkeypatch.setattr(data_pkg, "instructions", fake, raising=False)
     ds = load_dataset(f"ppr10k:{tmp_path}")
@@ -391,7 +391,7 @@ def test_ppr10k_unreadable_image_kept_for_the_runner(tmp_path, monkeypatch):
 
 
 def test_ppr10k_generated_instructions_real_writer(tmp_path):
-    pytest.importorskip("iretouch_bench.data.instructions")
+    pytest.importorskip("iretouch_bench.synth.instructions")
     _ppr10k_tree(tmp_path, names=("5_1",))
     ds = load_dataset(f"ppr10k:{tmp_path}")
     s = ds.samples[0]
@@ -520,10 +520,10 @@ def test_embedded_uses_builder(tmp_path, monkeypatch):
     root = tmp_path / "emb"
     rows = _pairs(root)
     _write_jsonl(root / "manifest.jsonl", rows)
-    fake = types.ModuleType("iretouch_bench.data.embedded")
+    fake = types.ModuleType("iretouch_bench.synth.embedded")
     fake.build_embedded = lambda root_=None, force=False: root
-    monkeypatch.setitem(sys.modules, "iretouch_bench.data.embedded", fake)
-    import iretouch_bench.data as data_pkg
+    monkeypatch.setitem(sys.modules, "iretouch_bench.synth.embedded", fake)
+    import iretouch_bench.datasets as data_pkg
 
     monkeypatch.setattr(data_pkg, "embedded", fake, raising=False)
     ds = load_dataset("embedded")
@@ -552,7 +552,7 @@ _ORIGINAL_CACHE = os.environ.get("IRETOUCH_BENCH_CACHE")
 
 def test_embedded_real_build(monkeypatch):
     """The real builder (once per machine, in the shared user cache like the other tests)."""
-    pytest.importorskip("iretouch_bench.data.embedded")
+    pytest.importorskip("iretouch_bench.synth.embedded")
     if _ORIGINAL_CACHE is None:
         monkeypatch.delenv("IRETOUCH_BENCH_CACHE", raising=False)
     else:

@@ -9,7 +9,7 @@ import pytest
 
 from iretouch_bench.core.errors import BenchError
 from iretouch_bench.models.small import SHIPPED_CONFIG, SHIPPED_WEIGHTS
-from iretouch_bench.registry import create_model, get_model_class
+from iretouch_bench.adapters.registry import create_model, get_model_class
 from iretouch_bench.core.hashing import sha256_file
 
 
@@ -40,7 +40,7 @@ def test_shipped_weights_are_small_and_identified(ours):
     assert info["variant"] == "small"
     assert info["weights_sha256"] == sha256_file(SHIPPED_WEIGHTS)
     meta = json.loads(SHIPPED_CONFIG.read_text())["metadata"]
-    from iretouch_bench.data.synth import EVAL_PHOTOS
+    from iretouch_bench.synth.pairs import EVAL_PHOTOS
 
     assert not set(meta["train_photos"].split(",")) & set(EVAL_PHOTOS)  # trained off the eval photos
 
@@ -85,7 +85,7 @@ def test_brighten_and_warm_go_the_right_way(ours):
 
 def test_improves_on_identity_on_held_out_pairs(ours):
     """Pairs synthesised from a photo the model never saw (an evaluation photo)."""
-    from iretouch_bench.data.synth import EVAL_PHOTOS, load_photo, make_pair
+    from iretouch_bench.synth.pairs import EVAL_PHOTOS, load_photo, make_pair
 
     photo = load_photo(EVAL_PHOTOS[2], max_side=160)
     rng = np.random.default_rng(123)

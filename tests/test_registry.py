@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from iretouch_bench.core.errors import ModelError
-from iretouch_bench.registry import RetouchModel, available_models, create_model, register_model
+from iretouch_bench.adapters.base import RetouchModel
+from iretouch_bench.adapters.registry import available_models, create_model, register_model
 
 
 def test_identity_returns_input_copy():
@@ -42,7 +43,7 @@ def test_entry_point_plugin(tmp_path, monkeypatch):
     pkg = tmp_path / "plug_pkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(textwrap.dedent("""
-        from iretouch_bench.registry import RetouchModel
+        from iretouch_bench.adapters.base import RetouchModel
         class Inv(RetouchModel):
             name = "plug-invert"
             description = "inverts"

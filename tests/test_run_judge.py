@@ -13,7 +13,7 @@ from judge_server import FakeChatServer
 
 from iretouch_bench.runner.config import RunConfig
 from iretouch_bench.runner.records import read_all
-from iretouch_bench.runner.run import run_benchmark
+from iretouch_bench.api import run_benchmark
 
 SECRET = "sk-test-SECRET-run-9f3a"
 

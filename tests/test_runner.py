@@ -16,7 +16,7 @@ import pytest
 from iretouch_bench.metrics.keys import SAMPLE_KEYS
 from iretouch_bench.runner.config import RunConfig
 from iretouch_bench.runner.records import RecordWriter, read_all, read_records
-from iretouch_bench.runner.run import run_benchmark
+from iretouch_bench.api import run_benchmark
 
 
 def _run(manifest, out, model="identity", **kw):
@@ -86,7 +86,8 @@ def test_records_refuse_nan(tmp_path):
 
 _SLOW_RUN = """
 import sys, time
-from iretouch_bench.registry import RetouchModel, register_model
+from iretouch_bench.adapters.base import RetouchModel
+from iretouch_bench.adapters.registry import register_model
 from iretouch_bench.cli import main
 
 @register_model
@@ -128,7 +129,7 @@ def test_resume_after_sigkill_gives_same_table(tiny_manifest, tmp_path):
 
 
 def test_shards_merge_at_aggregate(tiny_manifest, tmp_path):
-    from iretouch_bench.runner.run import aggregate
+    from iretouch_bench.api import aggregate
 
     out = tmp_path / "sharded"
     for k in range(2):

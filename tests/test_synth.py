@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from iretouch_bench.data.attributes import match_attributes
-from iretouch_bench.data.instructions import InstructionError, check_instruction
-from iretouch_bench.data.synth import (
+from iretouch_bench.vocab.attributes import match_attributes
+from iretouch_bench.synth.instructions import InstructionError, check_instruction
+from iretouch_bench.synth.pairs import (
     EVAL_PHOTOS,
     PAIR_CATEGORIES,
     PHOTOS,
@@ -75,7 +75,7 @@ def test_make_pair(category, portrait):
     json.dumps(pair["params"])
     assert check_instruction(pair["instruction"]) == []
     assert [m.name for m in match_attributes(pair["instruction"])] == pair["attributes"]
-    from iretouch_bench.data.attributes import AttributeMatch
+    from iretouch_bench.vocab.attributes import AttributeMatch
 
     intents = [AttributeMatch(**d) for d in pair["intents"]]
     assert verify_effects(pair["input"], pair["target"], intents, pair["mask"]) == []

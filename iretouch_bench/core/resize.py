@@ -71,7 +71,7 @@ def resize(image: np.ndarray, size: tuple[int, int], filter: str = "bicubic") ->
     out = np.empty((out_h, out_w, planes.shape[2]), np.float32)
     for c in range(planes.shape[2]):
         plane = np.ascontiguousarray(planes[..., c], dtype=np.float32)
-        out[..., c] = np.asarray(Image.fromarray(plane, mode="F").resize((out_w, out_h), filt))
+        out[..., c] = np.asarray(Image.fromarray(plane).resize((out_w, out_h), filt))
     return out[..., 0] if arr.ndim == 2 else out
 
 

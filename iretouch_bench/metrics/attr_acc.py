@@ -1,14 +1,14 @@
 """``attr_acc``: the offline instruction-following score (0-1), deterministic and free.
 
-1. The attribute matcher (:func:`iretouch_bench.data.attributes.match_attributes`) turns the
+1. The attribute matcher (:func:`iretouch_bench.vocab.attributes.match_attributes`) turns the
    instruction into atomic attributes, each with a confidence (0.5 / 0.8 / 1.0) and an optional
    region ("warm up the skin a little" -> ``temperature:warm``, 0.5, ``skin``).
-2. For each attribute, :data:`~iretouch_bench.data.attributes.ATTRIBUTE_EFFECTS` says which
+2. For each attribute, :data:`~iretouch_bench.vocab.attributes.ATTRIBUTE_EFFECTS` says which
    perceptual measures it should move and which way (``brightness:up`` -> mean L* up;
    ``style:vintage`` -> chroma down, contrast down, b* up).
-3. Each measure is taken on input and output (:mod:`iretouch_bench.metrics.perceptual`: CIELAB,
+3. Each measure is taken on input and output (:mod:`iretouch_bench.vocab.measures`: CIELAB,
    working size 512 px) inside the attribute's region, and *passes* when it moved the instructed
-   way by at least its threshold (:data:`~iretouch_bench.metrics.perceptual.THRESHOLDS`, e.g.
+   way by at least its threshold (:data:`~iretouch_bench.vocab.measures.THRESHOLDS`, e.g.
    1 L* unit; 0.25 L* for local contrast). An attribute scores the fraction of its measures that
    pass (1 or 0 for single-measure attributes).
 4. ``attr_acc`` is the confidence-weighted mean of the attribute scores.
@@ -21,7 +21,7 @@ confidence only weights the attribute).
 Regions: a given ``mask`` (the sample's region mask, float ``[H, W]`` in [0, 1]) is used for every
 attribute that names a region; attributes without a region are measured on the whole image.
 Without a mask, a named region falls back to the suite's region priors
-(:mod:`iretouch_bench.data.masks`: top-band sky gradient, centre ellipse for subject/skin and its
+(:mod:`iretouch_bench.vocab.regions`: top-band sky gradient, centre ellipse for subject/skin and its
 inverse for background, radial vignette for edges, luminance ranges of the *input* for
 shadows/highlights); the detail records which source was used.
 """
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .perceptual import (
+from ..vocab.measures import (
     MIN_REGION_PIXELS,
     THRESHOLDS,
     WORK_LONG_SIDE,
@@ -44,7 +44,7 @@ from .perceptual import (
 
 NO_ATTRIBUTE = "no recognised attribute in instruction"
 
-#: Region name -> mask spec for :func:`iretouch_bench.data.masks.render_mask` (used without a mask).
+#: Region name -> mask spec for :func:`iretouch_bench.vocab.regions.render_mask` (used without a mask).
 REGION_PRIORS: dict[str, dict[str, Any]] = {
     "sky": {"kind": "sky"},
     "edges": {"kind": "radial"},
@@ -83,7 +83,7 @@ def attr_acc(
         attribute with its confidence, region (and its source), per-measure input/output values,
         change, expected sign, threshold and pass flag, and its score.
     """
-    from ..data.attributes import ATTRIBUTE_EFFECTS, match_attributes
+    from ..vocab.attributes import ATTRIBUTE_EFFECTS, match_attributes
 
     inp = _check_image("input", input_rgb)
     out = _check_image("output", output_rgb)
@@ -111,7 +111,7 @@ def attr_acc(
         elif full is not None:
             m_in, src = resize_mask(full, lab_in.shape[:2]), "sample mask"
         elif region in REGION_PRIORS:
-            from ..data.masks import render_mask
+            from ..vocab.regions import render_mask
 
             m_in, src = render_mask(REGION_PRIORS[region], w_in), f"prior {REGION_PRIORS[region]}"
         else:  # a region name the priors do not know: measure globally, say so

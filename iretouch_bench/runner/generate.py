@@ -12,10 +12,10 @@ from typing import Iterable
 
 import numpy as np
 
-from ..data.sample import Sample
-from ..core.errors import BenchError, error_line
+from ..datasets.sample import Sample
+from ..core.errors import error_line
 from ..core.images import image_bit_depth, write_image
-from ..registry import RetouchModel
+from ..adapters.base import RetouchModel
 from .records import RecordWriter
 
 

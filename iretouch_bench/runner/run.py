@@ -26,8 +26,9 @@ GENERATE_STEM = "generate"
 class RunResult:
     run_dir: Path
     summary: dict[str, Any]
-    table: str
     n_failed: int
+    #: the Markdown run table; filled by the reporting layer (``api.run_benchmark``)
+    table: str = ""
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -47,8 +48,8 @@ def select_samples(samples: list, limit: int | None, shard: tuple[int, int] | No
 
 
 def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunResult:
-    from ..data.loaders import load_dataset
-    from ..registry import create_model, get_model_class
+    from ..datasets.loaders import load_dataset
+    from ..adapters.registry import create_model, get_model_class
     from .generate import generate
     from ..core.provenance import environment, git_revision, package_versions
     from .score import score
@@ -138,7 +139,7 @@ def make_run_judge(config: RunConfig):
 
 
 def _latency(config: RunConfig, model, run_dir: Path) -> dict[str, Any]:
-    from ..latency import measure_latency
+    from .latency import measure_latency
 
     path = run_dir / "latency.json"
     if path.exists():  # measured already: resume keeps it
@@ -154,15 +155,18 @@ def latency_keys(latency: dict[str, Any] | None) -> dict[str, float | None] | No
     """``latency.json`` -> ``{"latency_4k": median seconds | None, ...}`` (named sizes only)."""
     if not latency:
         return None
-    from ..latency import latency_metrics
+    from .latency import latency_metrics
 
     return latency_metrics(latency)[0]
 
 
 def aggregate(run_dir: Path, model_name: str | None = None, dataset_name: str | None = None,
               expected: int | None = None) -> RunResult:
-    """Stage 3 on a run folder (also usable on its own, e.g. after shards finished)."""
-    from .aggregate import render_table, summarise
+    """Stage 3 on a run folder: ``summary.json`` (also on its own, e.g. after shards finished).
+
+    The table (``table.md``) is the reporting layer's: :func:`iretouch_bench.api.aggregate`
+    does both."""
+    from .summary import summarise
 
     run_dir = Path(run_dir)
     info_path = run_dir / "run.json"
@@ -179,7 +183,5 @@ def aggregate(run_dir: Path, model_name: str | None = None, dataset_name: str | 
     summary["run"] = {"model": model_name, "dataset": dataset_name,
                       "dataset_hash": info["dataset"]["content_hash"], "device": info["config"]["device"],
                       "judge": info.get("judge"), "run_json": "run.json"}
-    table = render_table(summary, model_name, dataset_name, summary["latency"])
     write_json_atomic(run_dir / "summary.json", summary)
-    (run_dir / "table.md").write_text(table, encoding="utf-8")
-    return RunResult(run_dir=run_dir, summary=summary, table=table, n_failed=summary["n_failed"])
+    return RunResult(run_dir=run_dir, summary=summary, n_failed=summary["n_failed"])

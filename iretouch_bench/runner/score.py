@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..data.sample import Sample
+from ..datasets.sample import Sample
 from ..core.images import read_image
 from ..metrics.keys import JUDGE_KEYS, SAMPLE_KEYS
 from ..core.errors import error_line

@@ -33,7 +33,14 @@ import numpy as np
 
 from ..core.errors import BenchError
 from ..core.resize import block_mean
-from .attributes import CONF_HIGH, CONF_LOW, CONF_MEDIUM, AttributeMatch, match_attributes, measure_image
+from ..vocab.attributes import (
+    CONF_HIGH,
+    CONF_LOW,
+    CONF_MEDIUM,
+    AttributeMatch,
+    match_attributes,
+    measure_image,
+)
 from .finishing import PARAM_RANGES, SAMPLE_RANGES, FinishingParams
 
 __all__ = [
@@ -492,7 +499,7 @@ def change_intents(
        expected way by at least :data:`AGREE_MIN` for every measure of its
        ``ATTRIBUTE_EFFECTS`` row.
     """
-    from .attributes import ATTRIBUTE_EFFECTS
+    from ..vocab.attributes import ATTRIBUTE_EFFECTS
     from .finishing import _apply_global
 
     fitted = fit_finishing(source, target, mask)

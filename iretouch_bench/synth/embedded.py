@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from ..core.fingerprint import code_fingerprint
 from ..core.images import write_image
 from .finishing import STYLE_PRESETS
 from .instructions import InstructionError
-from .synth import EVAL_PHOTOS, PHOTOS, load_photo, make_pair
+from .pairs import EVAL_PHOTOS, PHOTOS, load_photo, make_pair
 
 __all__ = ["EMBEDDED_NAME", "EMBEDDED_VERSION", "MAX_SIDE", "BASE_SEED", "PLAN", "default_root",
            "build_embedded", "is_complete"]
@@ -55,8 +56,6 @@ PLAN: tuple[tuple[str, str, int], ...] = tuple(
 )
 
 
-#: Modules whose code decides the embedded pixels and instructions (their source is fingerprinted).
-_BUILDER_MODULES = ("attributes", "finishing", "masks", "instructions", "synth", "embedded")
 #: Packages whose versions can change the pixels (resampling, colour conversion, sample photos).
 _BUILDER_PACKAGES = ("numpy", "pillow", "scikit-image", "scikit-learn", "matplotlib", "scipy")
 
@@ -64,7 +63,8 @@ _BUILDER_PACKAGES = ("numpy", "pillow", "scikit-image", "scikit-learn", "matplot
 def builder_fingerprint() -> str:
     """sha256 of the builder's source code and the versions of the packages that shape the pixels.
 
-    Recorded in ``dataset.json``; a cached build made by other code (an upgrade, a local edit) is
+    The code is the whole import closure of this module within the suite. Recorded in
+    ``dataset.json``; a cached build made by other code (an upgrade, a local edit) is
     not complete for this code and is rebuilt, so a run never scores a stale dataset under the
     current code's name.
     """
@@ -72,9 +72,8 @@ def builder_fingerprint() -> str:
     from importlib import metadata
 
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in _BUILDER_MODULES:
-        h.update(name.encode() + b"\0" + (here / f"{name}.py").read_bytes() + b"\0")
+    # every suite module the builder imports, followed transitively (core.fingerprint)
+    h.update(code_fingerprint(__name__).encode() + b"\0")
     for pkg in _BUILDER_PACKAGES:
         try:
             version = metadata.version(pkg)

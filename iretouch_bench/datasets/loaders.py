@@ -74,7 +74,7 @@ class Dataset:
         spec: the spec it was loaded from, as given.
         root: the folder the files live under (manifest folder, PPR10K root, HF folder).
         samples: the pairs, in manifest / file-name order.
-        content_hash: sha256 hex over the sorted rows (see :mod:`iretouch_bench.data.hashing`).
+        content_hash: sha256 hex over the sorted rows (see :mod:`iretouch_bench.datasets.hashing`).
         card: repository-relative path of the data card (``data_cards/<name>.md``).
         meta: loader facts (manifest path, split, expert, instruction sources, skipped rows, ...).
     """
@@ -438,7 +438,7 @@ def _load_iretouch(spec: str, path: Path, *, split: str | None, skip_bad_rows: b
 
 def _load_embedded(spec: str, *, split: str | None, skip_bad_rows: bool) -> Dataset:
     try:
-        from .embedded import build_embedded
+        from ..synth.embedded import build_embedded
     except ImportError as err:
         raise DatasetError(f"embedded dataset builder unavailable ({one_line(err)})") from err
     root = Path(build_embedded())
@@ -497,7 +497,7 @@ def _read_sidecar(path: Path, expert: str, problems: _Problems) -> dict[str, str
 
 def _instructions_module_digest() -> str:
     """sha256 of the instruction writer's source: a changed writer invalidates cached text."""
-    from . import instructions
+    from ..synth import instructions
 
     return hashlib.sha256(Path(instructions.__file__).read_bytes()).hexdigest()[:16]
 
@@ -596,7 +596,7 @@ def _load_ppr10k(spec: str, root: Path, *, expert: str, split: str | None, skip_
     describe = writer_digest = None
     if need:
         try:
-            from .instructions import describe_change
+            from ..synth.instructions import describe_change
 
             describe, writer_digest = describe_change, _instructions_module_digest()
         except ImportError as err:

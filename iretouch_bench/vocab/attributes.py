@@ -41,7 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .measures import lab_measures, to_lab
+
 __all__ = [
+    "VOCAB_VERSION",
     "ATTRIBUTES",
     "ATTRIBUTE_EFFECTS",
     "MEASURES",
@@ -55,6 +58,12 @@ __all__ = [
     "attribute_index",
     "measure_image",
 ]
+
+#: Version of the instruction language: the attribute list, the matcher's rules and the
+#: measures. Bump it whenever the matcher's answer for some text changes or an attribute is
+#: added; a model trained on one version records it (and its attribute list) with its
+#: weights, and every run records the version it was scored with.
+VOCAB_VERSION = "v1"
 
 #: The atomic attributes, in the fixed order of :func:`attribute_vector`. Append only.
 ATTRIBUTES: tuple[str, ...] = (
@@ -97,7 +106,7 @@ MEASURES: tuple[str, ...] = ("lightness", "contrast", "chroma", "b", "a", "shado
 #: Expected measurable effect of each attribute: ``{measure: +1 (goes up) | -1 (goes down)}``.
 #: Only effects the attribute reliably produces are listed (e.g. "cinematic" grades differ
 #: in colour, but all crush shadows and raise contrast). The style/mood presets of
-#: :mod:`iretouch_bench.data.finishing` are built to satisfy these rows (tested).
+#: :mod:`iretouch_bench.synth.finishing` are built to satisfy these rows (tested).
 ATTRIBUTE_EFFECTS: dict[str, dict[str, int]] = {
     "brightness:up": {"lightness": +1},
     "brightness:down": {"lightness": -1},
@@ -468,13 +477,19 @@ def match_attributes(instruction: str) -> list[AttributeMatch]:
     return [out[k] for k in order]
 
 
-def attribute_vector(instruction: str) -> np.ndarray:
-    """float32 ``[len(ATTRIBUTES)]``: per attribute, the highest confidence it was matched with
-    (any region), 0 where absent."""
-    vec = np.zeros(len(ATTRIBUTES), dtype=np.float32)
+def attribute_vector(instruction: str, names: tuple[str, ...] = ATTRIBUTES) -> np.ndarray:
+    """float32 ``[len(names)]``: per attribute of ``names`` (default: the whole bank, in its
+    order), the highest confidence it was matched with (any region), 0 where absent.
+
+    A model passes the attribute list it was trained with, so appending an attribute to the
+    bank never changes the length or order of that model's input.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    vec = np.zeros(len(names), dtype=np.float32)
     for m in match_attributes(instruction):
-        i = ATTRIBUTES.index(m.name)
-        vec[i] = max(vec[i], m.confidence)
+        i = index.get(m.name)
+        if i is not None:
+            vec[i] = max(vec[i], m.confidence)
     return vec
 
 
@@ -482,7 +497,7 @@ def measure_image(image: np.ndarray, mask: np.ndarray | None = None) -> dict[str
     """The :data:`MEASURES` of an image, in CIELAB (D65) units, at the image's own size.
 
     One definition with the offline score: this is
-    :func:`iretouch_bench.metrics.perceptual.lab_measures` (see there for each measure), used
+    :func:`iretouch_bench.vocab.measures.lab_measures` (see there for each measure), used
     by the dataset builder to verify pairs and by :func:`~.instructions.describe_change`.
 
     Args:
@@ -490,8 +505,6 @@ def measure_image(image: np.ndarray, mask: np.ndarray | None = None) -> dict[str
         mask: optional float32 ``[H, W]`` in [0, 1]; pixels with mask >= 0.5 are measured
             (the whole image when the region is too small to measure, or when None).
     """
-    from ..metrics.perceptual import lab_measures, to_lab
-
     lab = to_lab(image)
     out = lab_measures(lab, mask) if mask is not None else None
     if out is None:

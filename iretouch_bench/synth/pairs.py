@@ -37,10 +37,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.resize import shrink_to
-from .attributes import ATTRIBUTE_EFFECTS, CONF_HIGH, CONF_LOW, CONF_MEDIUM, AttributeMatch, measure_image
+from ..vocab.attributes import (
+    ATTRIBUTE_EFFECTS,
+    CONF_HIGH,
+    CONF_LOW,
+    CONF_MEDIUM,
+    AttributeMatch,
+    measure_image,
+)
 from .finishing import STYLE_PRESETS, FinishingParams, LocalEdit, apply_finishing, sample_params
 from .instructions import InstructionError, intents_for_degradation, write_instruction
-from .masks import render_mask
+from ..vocab.regions import render_mask
 
 __all__ = [
     "PhotoInfo",

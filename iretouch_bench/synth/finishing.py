@@ -58,7 +58,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .masks import _smooth, luma, render_mask
+from ..vocab.regions import _smooth, luma, render_mask
 
 __all__ = [
     "FinishingParams",
@@ -127,9 +127,9 @@ class LocalEdit:
     """Parameters applied inside a soft mask.
 
     Attributes:
-        mask: a :func:`~iretouch_bench.data.masks.render_mask` spec, e.g.
+        mask: a :func:`~iretouch_bench.vocab.regions.render_mask` spec, e.g.
             ``{"kind": "sky", "start": 0.1, "end": 0.45, "region": "sky"}``; ``region`` names the
-            area in words (one of :data:`~iretouch_bench.data.attributes.REGIONS`).
+            area in words (one of :data:`~iretouch_bench.vocab.attributes.REGIONS`).
         params: global parameters of the edit inside the mask (their own ``local`` must be empty).
     """
 

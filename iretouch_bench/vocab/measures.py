@@ -4,7 +4,7 @@ Every measurement is taken in CIELAB (D65, sRGB input, via ``skimage.color.rgb2l
 units are perceptual: 1 unit of L*, a*, b* or C*ab is roughly the smallest difference an observer
 notices side by side (CIE76 "just noticeable difference" is about 1-2.3 units).
 
-The measures, named as in :data:`iretouch_bench.data.attributes.MEASURES`:
+The measures, named as in :data:`iretouch_bench.vocab.attributes.MEASURES`:
 
 ==================  =====================================================================
 ``lightness``       mean L* (0-100)

@@ -1,0 +1,5 @@
+"""Adapters: the contract a model implements (:mod:`.base`) and the registry that finds it (:mod:`.registry`)."""
+
+from .base import RetouchModel
+
+__all__ = ["RetouchModel"]

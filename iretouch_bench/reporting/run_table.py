@@ -1,0 +1,64 @@
+"""The run table: ``summary.json`` -> ``table.md`` (Markdown), the table ``run`` prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..core.atomic import write_text_atomic
+from ..metrics.keys import HIGHER_IS_BETTER, LATENCY_KEYS
+
+#: Columns of the run table, in the paper's order (fidelity, instruction, identity, distance).
+TABLE_KEYS = ("ssim", "cw_ssim", "gmsd", "dists", "sc", "pq", "o", "attr_acc", "face_sim", "l1", "l2")
+
+
+def _fmt(stat: dict[str, Any] | None, total: int) -> str:
+    if not stat or stat.get("mean") is None:
+        return "—"
+    v = stat["mean"]
+    s = f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    if stat["n"] < total:
+        s += f" ({stat['n']}/{total})"
+    return s
+
+
+def _header(keys: Iterable[str]) -> list[str]:
+    return [f"{k} {'↑' if HIGHER_IS_BETTER[k] else '↓'}" for k in keys]
+
+
+def render_table(summary: dict[str, Any], model: str, dataset: str, latency: dict[str, Any] | None = None) -> str:
+    """Markdown: one overall row, one row per category, then latency if measured, then null reasons."""
+    keys = [k for k in TABLE_KEYS]
+    head = ["model", "dataset", "subset", "n"] + _header(keys)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    n_ok = summary["n_ok"]
+    row = [model, dataset, "all", str(n_ok)] + [_fmt(summary["metrics"][k], n_ok) for k in keys]
+    lines.append("| " + " | ".join(row) + " |")
+    for cat, block in summary["by_category"].items():
+        row = [model, dataset, cat, str(block["n"])] + [_fmt(block["metrics"][k], block["n"]) for k in keys]
+        lines.append("| " + " | ".join(row) + " |")
+    out = ["\n".join(lines)]
+    if latency:
+        lk = [k for k in LATENCY_KEYS if k in latency]
+        lhead = ["model"] + _header(lk)
+        lrow = [model] + [("—" if latency[k] is None else f"{latency[k]:.4f} s") for k in lk]
+        out.append("| " + " | ".join(lhead) + " |\n|" + "---|" * len(lhead) + "\n| " + " | ".join(lrow) + " |")
+    notes = []
+    if summary["n_failed"]:
+        notes.append(f"- {summary['n_failed']} sample(s) failed: see `samples*.jsonl` (status failed).")
+    for k in keys:
+        st = summary["metrics"][k]
+        if st["n_null"]:
+            top = ", ".join(f"{r} ({c})" for r, c in sorted(st["null_reasons"].items(), key=lambda x: -x[1])[:2])
+            notes.append(f"- `{k}` null for {st['n_null']} sample(s): {top}")
+    if notes:
+        out.append("Notes:\n" + "\n".join(notes))
+    return "\n\n".join(out) + "\n"
+
+
+def write_run_table(run_dir: str | Path, summary: dict[str, Any]) -> str:
+    """Render ``summary`` and write it to ``RUN_DIR/table.md``; returns the Markdown."""
+    run = summary.get("run", {})
+    table = render_table(summary, run.get("model", "?"), run.get("dataset", "?"), summary.get("latency"))
+    write_text_atomic(Path(run_dir) / "table.md", table)
+    return table
