@@ -45,8 +45,8 @@ def _with_table(result: RunResult) -> RunResult:
 
 
 def load_dataset(spec: str = "embedded", **options):
-    """A :class:`~iretouch_bench.datasets.loaders.Dataset` (``embedded``, ``iretouch:PATH``, ``ppr10k:PATH``, ``hf:PATH``)."""
-    from .datasets.loaders import load_dataset as _load
+    """A :class:`~iretouch_bench.datasets.Dataset` (``embedded``, ``iretouch:PATH``, ``ppr10k:PATH``, ``hf:PATH``)."""
+    from .datasets import load_dataset as _load
 
     return _load(spec, **options)
 
@@ -89,7 +89,7 @@ def slice_apply(grid, guide, image, strength: float = 1.0):
 
 def estimate_judge_cost(config: RunConfig) -> dict:
     """How many judge calls ``config`` needs and roughly what they cost (``run --dry-run``)."""
-    from .datasets.loaders import load_dataset as _load
+    from .datasets import load_dataset as _load
     from .runner.run import make_run_judge, select_samples
 
     ds = _load(config.dataset, expert=config.expert, split=config.split)

@@ -176,7 +176,7 @@ def data() -> None:
 @data.command("list")
 def data_list() -> None:
     """The dataset kinds the suite reads."""
-    from .datasets.loaders import list_datasets
+    from .datasets import list_datasets
 
     for d in list_datasets():
         click.echo(f"{d['name']:10s} {d.get('spec', ''):18s} {d.get('description', '')}")
@@ -198,7 +198,7 @@ def data_build(name, force) -> None:
 @click.option("--split", default=None)
 def data_info(spec, expert, split) -> None:
     """Name, size, categories, content hash and card of SPEC."""
-    from .datasets.loaders import dataset_info
+    from .datasets import dataset_info
 
     click.echo(json.dumps(dataset_info(spec, expert=expert, split=split), indent=2, default=str))
 

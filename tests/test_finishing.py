@@ -26,7 +26,8 @@ from iretouch_bench.vocab.regions import (
     sky_gradient,
     subject_ellipse,
 )
-from iretouch_bench.synth.pairs import MIN_EFFECT, load_photo
+from iretouch_bench.synth.pairs import MIN_EFFECT
+from iretouch_bench.synth.photos import load_photo
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,12 @@ from iretouch_bench.synth.instructions import (
     MAX_CHARS,
     InstructionError,
     check_instruction,
-    describe_change,
-    fit_finishing,
     instruction_for_params,
     intents_for_degradation,
     write_instruction,
 )
-from iretouch_bench.synth.pairs import load_photo
+from iretouch_bench.synth.describe import describe_change, fit_finishing
+from iretouch_bench.synth.photos import load_photo
 
 # attributes the writer can place in a region (tone/colour edits; looks and tone-range
 # attributes are global by nature)

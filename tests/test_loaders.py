@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +18,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from iretouch_bench.datasets import hashing, loaders
-from iretouch_bench.datasets.loaders import Dataset, dataset_info, list_datasets, load_dataset
+from iretouch_bench.datasets import Dataset, dataset_info, hashing, list_datasets, load_dataset
+from iretouch_bench.synth import describe
 from iretouch_bench.core.errors import DatasetError
 
 
@@ -117,6 +115,8 @@ def test_folder_with_two_manifests_needs_a_name(tmp_path):
 
 
 def _err(spec: str, **kw) -> str:
+    """The one-line error of loading ``spec`` (row problems under the ``fail`` policy)."""
+    kw.setdefault("bad_rows", "fail")
     with pytest.raises(DatasetError) as info:
         load_dataset(spec, **kw)
     msg = str(info.value)
@@ -180,9 +180,51 @@ def test_skip_bad_rows_records_them(tmp_path):
     rows = _pairs(tmp_path)
     rows[1]["input"] = "in/nope.png"
     m = _write_jsonl(tmp_path / "manifest.jsonl", rows)
-    ds = load_dataset(f"iretouch:{m}", skip_bad_rows=True)
+    ds = load_dataset(f"iretouch:{m}", bad_rows="skip")
     assert [s.id for s in ds.samples] == ["pair-0", "pair-2"]
     assert ds.meta["skipped_rows"][0]["row"] == 2 and "nope.png" in ds.meta["skipped_rows"][0]["reason"]
+
+
+def test_bad_rows_become_failed_samples_by_default(tmp_path):
+    """The default policy: every bad row is a sample with its one-line problem; the rest load."""
+    rows = _pairs(tmp_path, 5)
+    rows[1]["input"] = "in/nope.png"  # row 2: missing file, id kept
+    rows[3]["id"] = "pair-0"  # row 4: duplicate id -> a fresh id
+    lines = [json.dumps(r) for r in rows] + ['{"id": "torn", "input": ']  # row 6: malformed JSON
+    m = tmp_path / "manifest.jsonl"
+    m.write_text("\n".join(lines) + "\n")
+    ds = load_dataset(f"iretouch:{m}")
+    good = [s.id for s in ds.samples if s.problem is None]
+    bad = {s.id: s for s in ds.samples if s.problem is not None}
+    assert good == ["pair-0", "pair-2", "pair-4"]
+    assert set(bad) == {"pair-1", "row-4", "torn"}
+    assert bad["pair-1"].row == 2 and f"{m}: row 2: input file 'in/nope.png' not found" in bad["pair-1"].problem
+    assert bad["row-4"].row == 4 and "duplicate id 'pair-0' (first at row 1)" in bad["row-4"].problem
+    assert bad["torn"].row == 6 and "malformed JSON" in bad["torn"].problem
+    assert all("\n" not in s.problem for s in bad.values())
+    with pytest.raises(DatasetError, match="row 2: input file"):
+        bad["pair-1"].load_input()
+    assert [b["row"] for b in ds.meta["bad_rows"]] == [2, 4, 6]
+    # The hash covers the bad rows (by row number, not by the manifest's absolute path).
+    skipped = load_dataset(f"iretouch:{m}", bad_rows="skip")
+    assert skipped.content_hash != ds.content_hash
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for sub in ("in", "gt"):
+        os.rename(tmp_path / sub, moved / sub)
+    os.rename(m, moved / "manifest.jsonl")
+    assert load_dataset(f"iretouch:{moved / 'manifest.jsonl'}").content_hash == ds.content_hash
+
+
+def test_unparseable_manifest_still_stops_the_load(tmp_path):
+    rows = _pairs(tmp_path)
+    m = _write_csv(tmp_path / "h.csv", rows, header=["id", "input", "instruction"])
+    with pytest.raises(DatasetError, match="header lacks required column"):
+        load_dataset(f"iretouch:{m}")  # default policy: still a one-line error
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(json.dumps(rows[0]).replace("Brighten", "Br\u00e9").encode("latin-1") + b"\xe9\n")
+    with pytest.raises(DatasetError, match="not UTF-8"):
+        load_dataset(f"iretouch:{bad}")
 
 
 def test_ids_sanitised_and_collisions_rejected(tmp_path):
@@ -335,6 +377,14 @@ def test_ppr10k_with_sidecar(tmp_path):
     assert dsb.content_hash != ds.content_hash
 
 
+def _fake_describer(monkeypatch, fn, version="v1"):
+    """Replace the describer's measuring function and its code fingerprint."""
+    state = {"version": version}
+    monkeypatch.setattr(describe, "describe_change", fn)
+    monkeypatch.setattr(describe, "describer_fingerprint", lambda: state["version"])
+    return state
+
+
 def test_ppr10k_generated_instructions_are_cached(tmp_path, monkeypatch):
     _ppr10k_tree(tmp_path)
     calls = []
@@ -345,15 +395,7 @@ def test_ppr10k_generated_instructions_are_cached(tmp_path, monkeypatch):
         assert source_rgb.dtype == np.float32 and target_rgb.mean() > source_rgb.mean()
         return f"Brighten by {target_rgb.mean() - source_rgb.mean():.3f}"
 
-    fake = types.ModuleType("iretouch_bench.synth.instructions")
-    fake.describe_change = fake_describe
-    fake.__file__ = str(tmp_path / "fake_instructions.py")
-    Path(fake.__file__).write_text("# writer v1\n")
-    monkeypatch.setitem(sys.modules, "iretouch_bench.synth.instructions", fake)
-    import iretouch_bench.datasets as data_pkg
-
-    monkeypatch.setattr(data_pkg, "instructions", fake, raising=False)
-
+    state = _fake_describer(monkeypatch, fake_describe)
     ds = load_dataset(f"ppr10k:{tmp_path}")
     assert len(calls) == 3
     assert all(s.meta["instruction_source"] == "generated_from_measured_change" for s in ds.samples)
@@ -362,36 +404,41 @@ def test_ppr10k_generated_instructions_are_cached(tmp_path, monkeypatch):
     again = load_dataset(f"ppr10k:{tmp_path}")
     assert len(calls) == 3, "a rerun must read the cached instructions"
     assert again.meta["generated_from_cache"] == 3 and again.content_hash == ds.content_hash
-    # A changed writer invalidates the cache.
-    Path(fake.__file__).write_text("# writer v2\n")
+    # A changed describer (any module of its import closure) invalidates the cache.
+    state["version"] = "v2"
     load_dataset(f"ppr10k:{tmp_path}")
     assert len(calls) == 6
 
 
-def test_ppr10k_unreadable_image_kept_for_the_runner(tmp_path, monkeypatch):
+def test_ppr10k_describer_fingerprint_covers_measures_and_image_io():
+    """The cache key follows the describer's imports: the CIELAB measures and image I/O are in it."""
+    from iretouch_bench.core.fingerprint import module_closure
+
+    closure = module_closure("iretouch_bench.synth.describe")
+    for needed in ("iretouch_bench.vocab.measures", "iretouch_bench.core.images", "iretouch_bench.core.resize",
+                   "iretouch_bench.synth.instructions", "iretouch_bench.vocab.attributes"):
+        assert needed in closure
+
+
+def test_ppr10k_unreadable_image_is_a_failed_sample(tmp_path, monkeypatch):
     _ppr10k_tree(tmp_path, names=("3_1", "3_2"))
     (tmp_path / "val" / "target_a" / "3_2.tif").write_bytes(b"II*\x00broken")
-    fake = types.ModuleType("iretouch_bench.synth.instructions")
-    fake.describe_change = lambda s, t, rng=None: "Brighten"
-    fake.__file__ = str(tmp_path / "w.py")
-    Path(fake.__file__).write_text("#\n")
-    monkeypatch.setitem(sys.modules, "iretouch_bench.synth.instructions", fake)
-    import iretouch_bench.datasets as data_pkg
-
-    monkeypatch.setattr(data_pkg, "instructions", fake, raising=False)
+    state = _fake_describer(monkeypatch, lambda s, t, rng=None: "Brighten")
     ds = load_dataset(f"ppr10k:{tmp_path}")
     ok, broken = ds.samples
-    assert ok.instruction == "Brighten" and broken.instruction == ""
-    assert broken.meta["instruction_source"] == "unavailable" and "3_2.tif" in broken.meta["instruction_error"]
+    assert ok.instruction == "Brighten" and ok.problem is None
+    assert broken.id == "3_2" and broken.row == 2 and "3_2.tif" in broken.problem
     assert ds.meta["instruction_sources"]["unavailable"] == 1
-    # A writer that fails on readable images is a one-line error, not a silent empty instruction.
-    fake.describe_change = lambda s, t, rng=None: 1 / 0
-    Path(fake.__file__).write_text("# v2\n")
+    # A writer that fails on readable images is a failed sample with the reason, never empty text.
+    monkeypatch.setattr(describe, "describe_change", lambda s, t, rng=None: 1 / 0)
+    state["version"] = "v2"
+    ds = load_dataset(f"ppr10k:{tmp_path}")
+    assert "instruction writer failed (ZeroDivisionError" in ds.samples[0].problem
+    assert "3_2.tif" in ds.samples[1].problem
     assert "instruction writer failed" in _err(f"ppr10k:{tmp_path}")
 
 
 def test_ppr10k_generated_instructions_real_writer(tmp_path):
-    pytest.importorskip("iretouch_bench.synth.instructions")
     _ppr10k_tree(tmp_path, names=("5_1",))
     ds = load_dataset(f"ppr10k:{tmp_path}")
     s = ds.samples[0]
@@ -407,10 +454,13 @@ def test_ppr10k_errors(tmp_path):
     os.remove(tmp_path / "val" / "target_a" / "1_2.tif")
     msg = _err(f"ppr10k:{tmp_path}")
     assert "1_2.tif has no target in target_a" in msg
-    ds = load_dataset(f"ppr10k:{tmp_path}", skip_bad_rows=True)
+    ds = load_dataset(f"ppr10k:{tmp_path}", bad_rows="skip")
     assert [s.id for s in ds.samples] == ["1_1", "2_1"]
+    ds = load_dataset(f"ppr10k:{tmp_path}")  # default: the source without a target is a failed sample
+    assert [s.id for s in ds.samples] == ["1_1", "2_1", "1_2"]
+    assert ds.samples[2].row == 2 and "1_2.tif has no target in target_a" in ds.samples[2].problem
     (tmp_path / "val" / "instructions.jsonl").write_text('{"id": "1_1", "instruction": "x"}\n{oops\n')
-    msg = _err(f"ppr10k:{tmp_path}")
+    msg = _err(f"ppr10k:{tmp_path}", bad_rows="record")  # a sidecar that does not parse stops the load
     assert "instructions.jsonl: row 2:" in msg
     assert "not a PPR10K folder" in _err(f"ppr10k:{tmp_path / 'val' / 'masks'}")
 
@@ -520,12 +570,9 @@ def test_embedded_uses_builder(tmp_path, monkeypatch):
     root = tmp_path / "emb"
     rows = _pairs(root)
     _write_jsonl(root / "manifest.jsonl", rows)
-    fake = types.ModuleType("iretouch_bench.synth.embedded")
-    fake.build_embedded = lambda root_=None, force=False: root
-    monkeypatch.setitem(sys.modules, "iretouch_bench.synth.embedded", fake)
-    import iretouch_bench.datasets as data_pkg
+    from iretouch_bench.datasets import embedded
 
-    monkeypatch.setattr(data_pkg, "embedded", fake, raising=False)
+    monkeypatch.setattr(embedded, "build_embedded", lambda root_=None, force=False: root)
     ds = load_dataset("embedded")
     assert ds.name == "embedded" and ds.card == "data_cards/embedded.md" and len(ds.samples) == 3
     assert ds.content_hash == load_dataset(f"iretouch:{root}").content_hash
@@ -552,7 +599,6 @@ _ORIGINAL_CACHE = os.environ.get("IRETOUCH_BENCH_CACHE")
 
 def test_embedded_real_build(monkeypatch):
     """The real builder (once per machine, in the shared user cache like the other tests)."""
-    pytest.importorskip("iretouch_bench.synth.embedded")
     if _ORIGINAL_CACHE is None:
         monkeypatch.delenv("IRETOUCH_BENCH_CACHE", raising=False)
     else:

@@ -139,3 +139,26 @@ def test_shards_merge_at_aggregate(tiny_manifest, tmp_path):
     whole = _run(tiny_manifest, tmp_path / "whole")
     assert res.summary["n_ok"] == 6
     assert res.summary["metrics"]["l1"]["mean"] == pytest.approx(whole.summary["metrics"]["l1"]["mean"], abs=1e-12)
+
+
+def test_missing_file_row_is_a_failed_sample_not_a_failed_run(tiny_manifest, tmp_path):
+    """A manifest row naming a missing file: recorded as failed (reason and row), the others are
+    generated and scored, exit code 3, and the table's notes name it."""
+    rows = [json.loads(line) for line in tiny_manifest.read_text().splitlines()]
+    rows[2]["input"] = "nope.png"  # row 3
+    tiny_manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "iretouch_bench", "run", "--model", "identity", "--dataset",
+                           f"iretouch:{tiny_manifest}", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 3, proc.stderr
+    final = read_all(out, "samples")
+    assert sorted(final) == [f"s{i}" for i in range(6)]
+    bad = final["s2"]
+    assert bad["status"] == "failed" and bad["row"] == 3
+    assert f"{tiny_manifest}: row 3: input file 'nope.png' not found" in bad["error"]
+    assert all(final[f"s{i}"]["status"] == "ok" for i in (0, 1, 3, 4, 5))
+    table = (out / "table.md").read_text()
+    assert "| identity | iretouch | all | 5 |" in table
+    assert "1 sample(s) failed" in table and "`s2`: " in table and "row 3: input file 'nope.png'" in table
+    assert not (out / "outputs" / "s2.png").exists()

@@ -9,17 +9,8 @@ import pytest
 
 from iretouch_bench.vocab.attributes import match_attributes
 from iretouch_bench.synth.instructions import InstructionError, check_instruction
-from iretouch_bench.synth.pairs import (
-    EVAL_PHOTOS,
-    PAIR_CATEGORIES,
-    PHOTOS,
-    TRAIN_PHOTOS,
-    augment,
-    find_face,
-    load_photo,
-    make_pair,
-    verify_effects,
-)
+from iretouch_bench.synth.pairs import PAIR_CATEGORIES, augment, make_pair, verify_effects
+from iretouch_bench.synth.photos import EVAL_PHOTOS, PHOTOS, TRAIN_PHOTOS, find_face, load_photo
 
 
 def test_registry():

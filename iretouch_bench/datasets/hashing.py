@@ -7,7 +7,8 @@ Definition (version ``v1``; the data cards repeat it so anyone can recompute it)
 
     row(s)  = json.dumps([s.id, s.instruction, s.category,
                           sha256(input bytes), sha256(target bytes) or null,
-                          sha256(mask bytes) or null],
+                          sha256(mask bytes) or null]
+                         (+ ["bad-row:<row number>"] for a bad row kept as a failed sample),
                          ensure_ascii=True, separators=(",", ":"))
     hash    = sha256("iretouch-bench/dataset/v1\\n" + "\\n".join(sorted(row(s) for s in samples)))
 
@@ -166,8 +167,12 @@ def sample_row(sample, digests: dict[Path, str]) -> str:
     def d(p):
         return None if p is None else digests[Path(p).absolute()]
 
+    row = [sample.id, sample.instruction, sample.category, d(sample.input_path), d(sample.target_path),
+           d(sample.mask_path)]
+    if getattr(sample, "problem", None) is not None:  # a bad row kept as a failed sample
+        row.append(f"bad-row:{sample.row}")  # not the reason: it names the manifest's absolute path
     return json.dumps(
-        [sample.id, sample.instruction, sample.category, d(sample.input_path), d(sample.target_path), d(sample.mask_path)],
+        row,
         ensure_ascii=True,
         separators=(",", ":"),
     )

@@ -8,6 +8,8 @@ from typing import Any, Iterable
 from ..core.atomic import write_text_atomic
 from ..metrics.keys import HIGHER_IS_BETTER, LATENCY_KEYS
 
+#: Failed samples named one by one in the notes before the rest are counted.
+MAX_FAILED_LISTED = 10
 #: Columns of the run table, in the paper's order (fidelity, instruction, identity, distance).
 TABLE_KEYS = ("ssim", "cw_ssim", "gmsd", "dists", "sc", "pq", "o", "attr_acc", "face_sim", "l1", "l2")
 
@@ -45,7 +47,12 @@ def render_table(summary: dict[str, Any], model: str, dataset: str, latency: dic
         out.append("| " + " | ".join(lhead) + " |\n|" + "---|" * len(lhead) + "\n| " + " | ".join(lrow) + " |")
     notes = []
     if summary["n_failed"]:
-        notes.append(f"- {summary['n_failed']} sample(s) failed: see `samples*.jsonl` (status failed).")
+        notes.append(f"- {summary['n_failed']} sample(s) failed (records in `samples*.jsonl`, status failed):")
+        failed = sorted(summary.get("failed", {}).items())
+        for sid, why in failed[:MAX_FAILED_LISTED]:
+            notes.append(f"  - `{sid}`: {why}")
+        if len(failed) > MAX_FAILED_LISTED:
+            notes.append(f"  - ... and {len(failed) - MAX_FAILED_LISTED} more")
     for k in keys:
         st = summary["metrics"][k]
         if st["n_null"]:

@@ -35,6 +35,9 @@ def _check_output(out: object, sample: Sample) -> np.ndarray:
 
 def generate_one(model: RetouchModel, sample: Sample, run_dir: Path, strength: float = 1.0) -> dict:
     rec: dict = {"id": sample.id, "stage": "generate"}
+    if sample.problem is not None:  # a bad dataset row: recorded as failed, the model is never called
+        rec.update(status="failed", error=sample.problem, row=sample.row)
+        return rec
     try:
         image = sample.load_input()
         mask = sample.load_mask() if sample.mask_path is not None else None

@@ -48,7 +48,7 @@ def select_samples(samples: list, limit: int | None, shard: tuple[int, int] | No
 
 
 def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunResult:
-    from ..datasets.loaders import load_dataset
+    from ..datasets import load_dataset
     from ..adapters.registry import create_model, get_model_class
     from .generate import generate
     from ..core.provenance import environment, git_revision, package_versions

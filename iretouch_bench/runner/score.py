@@ -30,7 +30,7 @@ def wants_identity(mode: str, sample: Sample, dataset_name: str) -> bool:
 
 def failed_record(sample: Sample, gen: dict[str, Any], reason: str) -> dict[str, Any]:
     return {
-        "id": sample.id, "status": "failed", "error": reason, "category": sample.category,
+        "id": sample.id, "status": "failed", "error": reason, "category": sample.category, "row": sample.row,
         "instruction": sample.instruction, "output": gen.get("output"),
         "metrics": {k: None for k in SAMPLE_KEYS},
         "null_reasons": {k: f"sample failed: {reason}" for k in SAMPLE_KEYS},

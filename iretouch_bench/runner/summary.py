@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from ..metrics.keys import SAMPLE_KEYS
 
+
 def _stats(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
     vals = [r["metrics"][key] for r in records if r.get("metrics", {}).get(key) is not None]
     reasons = Counter(r.get("null_reasons", {}).get(key, "not computed")

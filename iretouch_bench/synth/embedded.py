@@ -37,7 +37,8 @@ from ..core.fingerprint import code_fingerprint
 from ..core.images import write_image
 from .finishing import STYLE_PRESETS
 from .instructions import InstructionError
-from .pairs import EVAL_PHOTOS, PHOTOS, load_photo, make_pair
+from .pairs import make_pair
+from .photos import EVAL_PHOTOS, PHOTOS, load_photo
 
 __all__ = ["EMBEDDED_NAME", "EMBEDDED_VERSION", "MAX_SIDE", "BASE_SEED", "PLAN", "default_root",
            "build_embedded", "is_complete"]

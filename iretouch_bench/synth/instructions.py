@@ -7,8 +7,9 @@ tones.", "Give it a soft, dreamy look.", "Darken the sky a bit."). Three entry p
 * :func:`write_instruction` - intents (``AttributeMatch`` list) -> text.
 * :func:`instruction_for_params` - the parameters of a *degradation* applied by the
   photo-finishing pipeline -> the instruction that undoes it (and its intents).
-* :func:`describe_change` - two images -> an instruction for the *measured* source-to-target
-  change (for datasets such as PPR10K that ship no instructions).
+
+(:mod:`.describe` writes instructions for a *measured* source-to-target change with the
+same writer.)
 
 Every text the writer returns has been verified: :func:`check_instruction` finds no
 problem with it (against ``seen``, when given) and :func:`~.attributes.match_attributes`
@@ -32,14 +33,12 @@ from typing import Sequence
 import numpy as np
 
 from ..core.errors import BenchError
-from ..core.resize import block_mean
 from ..vocab.attributes import (
     CONF_HIGH,
     CONF_LOW,
     CONF_MEDIUM,
     AttributeMatch,
     match_attributes,
-    measure_image,
 )
 from .finishing import PARAM_RANGES, SAMPLE_RANGES, FinishingParams
 
@@ -52,9 +51,6 @@ __all__ = [
     "write_instruction",
     "intents_for_degradation",
     "instruction_for_params",
-    "change_intents",
-    "fit_finishing",
-    "describe_change",
 ]
 
 MAX_CHARS = 200
@@ -359,7 +355,7 @@ _UNDO: dict[str, tuple[str, str]] = {
 }
 
 
-def _op_level(op: str, value: float) -> float:
+def op_level(op: str, value: float) -> float:
     """Intensity level of a degradation: where |value| sits in SAMPLE_RANGES[op] (thirds)."""
     lo, hi = SAMPLE_RANGES[op]
     mag = abs(np.log(value)) if op == "gamma" else abs(value)
@@ -377,7 +373,7 @@ def _global_intents(p: FinishingParams, region: str | None) -> list[AttributeMat
         if v == ident:
             continue
         signed = np.log(v) if op == "gamma" else v
-        out.append(AttributeMatch(pos if signed > 0 else neg, _op_level(op, v), region))
+        out.append(AttributeMatch(pos if signed > 0 else neg, op_level(op, v), region))
     return out
 
 
@@ -402,156 +398,3 @@ def instruction_for_params(
     """The instruction that undoes the degradation ``params``, and its intents."""
     intents = intents_for_degradation(params)
     return write_instruction(intents, rng, seen=seen), intents
-
-
-# ---------------------------------------------------------------------------------------
-# From a measured change
-
-#: Long side of the working copy measured by change_intents (the offline score ``attr_acc``
-#: measures at the same size, so "local contrast" means the same in both).
-WORK_LONG_SIDE = 512
-#: Long side of the small copy the finishing parameters are fitted on.
-FIT_LONG_SIDE = 96
-#: Operations fitted by :func:`fit_finishing`, with the smallest |value| that counts as a
-#: change when describing it.
-FIT_OPS: dict[str, float] = {
-    "exposure": 0.15, "temperature": 0.12, "tint": 0.12, "contrast": 0.15,
-    "saturation": 0.12, "shadows": 0.3, "highlights": 0.3,
-}
-# op -> (attribute of a positive value, attribute of a negative value): the forward change
-_FORWARD: dict[str, tuple[str, str]] = {
-    "exposure": ("brightness:up", "brightness:down"),
-    "temperature": ("temperature:warm", "temperature:cool"),
-    "tint": ("tint:magenta", "tint:green"),
-    "contrast": ("contrast:up", "contrast:down"),
-    "saturation": ("saturation:up", "saturation:down"),
-    "shadows": ("shadows:up", "shadows:down"),
-    "highlights": ("highlights:up", "highlights:down"),
-}
-#: Smallest measured change (CIELAB units, signed by the attribute's expected direction)
-#: for a fitted attribute to be kept: the description never claims a change that the
-#: offline score would measure the other way.
-AGREE_MIN = 0.75
-
-
-def fit_finishing(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> FinishingParams:
-    """The global finishing parameters (:data:`FIT_OPS`) that best map ``source`` to ``target``.
-
-    Non-linear least squares (scipy ``least_squares``, trust-region within
-    :data:`~.finishing.PARAM_RANGES`) on copies area-averaged to a long side of
-    :data:`FIT_LONG_SIDE` px, pixel weights = ``mask`` when given, with a small penalty
-    towards zero so that operations the change does not need stay at zero.
-
-    Args:
-        source, target: float32 ``[H, W, 3]`` in [0, 1], same size.
-        mask: optional float32 ``[H, W]`` in [0, 1].
-    Returns:
-        FinishingParams with only FIT_OPS set.
-    """
-    from scipy.optimize import least_squares
-
-    from .finishing import _apply_global
-
-    src, tgt = block_mean(source, FIT_LONG_SIDE), block_mean(target, FIT_LONG_SIDE)
-    w = np.ones(src.shape[:2], np.float32) if mask is None else np.clip(block_mean(mask, FIT_LONG_SIDE), 0, 1)
-    sw = np.sqrt(w / max(float(w.mean()), 1e-6))[..., None]
-    ops = list(FIT_OPS)
-    lo = np.array([PARAM_RANGES[o][0] for o in ops])
-    hi = np.array([PARAM_RANGES[o][1] for o in ops])
-    n = float(src.size)
-
-    def resid(x: np.ndarray) -> np.ndarray:
-        p = FinishingParams(**{o: float(np.clip(v, lo[i], hi[i])) for i, (o, v) in enumerate(zip(ops, x))})
-        out = _apply_global(src, p)
-        # penalty 0.01 per unit of parameter, scaled to the pixel term's size
-        return np.concatenate([((out - tgt) * sw).ravel().astype(np.float64), 0.01 * np.sqrt(n) * x / np.sqrt(len(ops))])
-
-    def jac(x: np.ndarray) -> np.ndarray:
-        # Forward differences with an absolute step: scipy's relative steps are ~1e-8 at x = 0,
-        # below what float32 pixels resolve (the Jacobian would read as zero).
-        f0 = resid(x)
-        cols = []
-        for i in range(len(x)):
-            h = 0.02 if x[i] + 0.02 <= hi[i] else -0.02
-            xi = x.copy()
-            xi[i] += h
-            cols.append((resid(xi) - f0) / h)
-        return np.stack(cols, axis=1)
-
-    sol = least_squares(resid, np.zeros(len(ops)), jac=jac, bounds=(lo, hi), xtol=1e-4, ftol=1e-6, max_nfev=100)
-    return FinishingParams(**{o: float(np.clip(v, lo[i], hi[i])) for i, (o, v) in enumerate(zip(ops, sol.x))})
-
-
-def change_intents(
-    source: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, region: str | None = None,
-    max_attributes: int = 3,
-) -> list[AttributeMatch]:
-    """The attributes of the measured source-to-target change (largest effect first).
-
-    1. :func:`fit_finishing` explains the change with the pipeline's global operations
-       (exposure, white balance, contrast, saturation, shadows, highlights), so that a
-       plain brightening is not also read as "warmer" or "more contrast".
-    2. Each operation beyond its :data:`FIT_OPS` threshold becomes its attribute, ranked by
-       how much that operation alone changes the (small) image; confidence from its
-       magnitude (thirds of :data:`~.finishing.SAMPLE_RANGES`).
-    3. An attribute is kept only if the measured change (:func:`~.attributes.measure_image`
-       on copies of long side :data:`WORK_LONG_SIDE`, inside ``mask`` when given) goes its
-       expected way by at least :data:`AGREE_MIN` for every measure of its
-       ``ATTRIBUTE_EFFECTS`` row.
-    """
-    from ..vocab.attributes import ATTRIBUTE_EFFECTS
-    from .finishing import _apply_global
-
-    fitted = fit_finishing(source, target, mask)
-    small = block_mean(source, FIT_LONG_SIDE)
-    cands = []
-    for op, thr in FIT_OPS.items():
-        v = getattr(fitted, op)
-        if abs(v) < thr:
-            continue
-        effect = float(np.abs(_apply_global(small, FinishingParams(**{op: v})) - small).mean())
-        name = _FORWARD[op][0 if v > 0 else 1]
-        cands.append((effect, AttributeMatch(name, _op_level(op, v), region)))
-    cands.sort(key=lambda t: -t[0])
-    if not cands:
-        return []
-    ws, wt = block_mean(source, WORK_LONG_SIDE), block_mean(target, WORK_LONG_SIDE)
-    wm = None if mask is None else block_mean(mask, WORK_LONG_SIDE)
-    ms, mt = measure_image(ws, wm), measure_image(wt, wm)
-    out = []
-    for _, it in cands:
-        if all((mt[k] - ms[k]) * sign >= AGREE_MIN for k, sign in ATTRIBUTE_EFFECTS[it.name].items()):
-            out.append(it)
-    return out[:max_attributes]
-
-
-_NO_CHANGE = ["Leave the tones as they are.", "Keep the photo as it is.", "Keep the colors and tones unchanged."]
-
-
-def describe_change(
-    source: np.ndarray,
-    target: np.ndarray,
-    rng: np.random.Generator | None = None,
-    mask: np.ndarray | None = None,
-    region: str | None = None,
-    seen: Sequence[str] | None = None,
-) -> str:
-    """An instruction for the measured change from ``source`` to ``target``.
-
-    Args:
-        source, target: float32 ``[H, W, 3]`` in [0, 1], same size.
-        rng: phrasing randomness (default: a fixed seed, so the text is deterministic).
-        mask: optional float32 ``[H, W]``; measure inside it and name ``region``.
-        region: region word for the intents (one of ``REGIONS``) when ``mask`` is given.
-        seen: earlier instructions, to avoid near-duplicates.
-    Returns:
-        The instruction (verified like :func:`write_instruction`); a "keep it as it is"
-        sentence (which matches no attribute) when no change exceeds the thresholds.
-    """
-    if source.shape != target.shape:
-        raise InstructionError(f"source {source.shape} and target {target.shape} differ in size")
-    rng = np.random.default_rng(0) if rng is None else rng
-    intents = change_intents(source, target, mask=mask, region=region)
-    if not intents:
-        return _NO_CHANGE[int(rng.integers(len(_NO_CHANGE)))]
-    return write_instruction(intents, rng, seen=seen)

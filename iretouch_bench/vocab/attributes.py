@@ -498,7 +498,7 @@ def measure_image(image: np.ndarray, mask: np.ndarray | None = None) -> dict[str
 
     One definition with the offline score: this is
     :func:`iretouch_bench.vocab.measures.lab_measures` (see there for each measure), used
-    by the dataset builder to verify pairs and by :func:`~.instructions.describe_change`.
+    by the dataset builder to verify pairs and by :func:`iretouch_bench.synth.describe.describe_change`.
 
     Args:
         image: float32 ``[H, W, 3]`` sRGB in [0, 1].
