@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.images import read_image, write_image
+from .metrics.keys import SAMPLE_KEYS
 from .reporting.run_table import write_run_table
 from .runner import run as _run
 from .runner.config import RunConfig
@@ -62,21 +63,23 @@ def load_model(name: str, device: str = "cpu", weights: str | None = None, **opt
 
 def score_pair(input_rgb: np.ndarray, output_rgb: np.ndarray, *, target: np.ndarray | None = None,
                instruction: str | None = None, mask: np.ndarray | None = None, identity: bool = False,
-               device: str = "cpu", face_weights: str | None = None) -> PairScores:
+               device: str = "cpu", face_weights: str | None = None,
+               metrics: tuple[str, ...] = SAMPLE_KEYS) -> PairScores:
     """Every local metric for one pair (float32 ``[H, W, 3]`` in [0, 1]); see :func:`runner.scoring.score_pair`."""
     from .runner.scoring import score_pair as _score
 
     return _score(input_rgb, output_rgb, target_rgb=target, instruction=instruction, mask=mask,
-                  identity=identity, device=device, face_weights=face_weights)
+                  identity=identity, device=device, face_weights=face_weights, metrics=metrics)
 
 
 def score_files(input: str | Path, output: str | Path, *, target: str | Path | None = None,
                 instruction: str | None = None, identity: bool = False, device: str = "cpu",
-                face_weights: str | None = None) -> PairScores:
+                face_weights: str | None = None, metrics: tuple[str, ...] = SAMPLE_KEYS) -> PairScores:
     """:func:`score_pair` on image files."""
     return score_pair(read_image(input), read_image(output),
                       target=None if target is None else read_image(target),
-                      instruction=instruction, identity=identity, device=device, face_weights=face_weights)
+                      instruction=instruction, identity=identity, device=device, face_weights=face_weights,
+                      metrics=metrics)
 
 
 def slice_apply(grid, guide, image, strength: float = 1.0):

@@ -39,6 +39,22 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
     return k, n
 
 
+METRICS_HELP = ("Metric groups or keys to compute (default all): fidelity, distance, judge, instruction, "
+                "identity, or keys such as ssim,l1. A quick CPU run: --skip dists.")
+
+
+def _metrics(include: str | None, skip: str | None) -> tuple[str, ...]:
+    from .metrics.keys import select_metrics
+
+    try:
+        chosen = select_metrics(include, skip)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--metrics/--skip") from None
+    if not chosen:
+        raise click.BadParameter("no metric left to compute", param_hint="--metrics/--skip")
+    return chosen
+
+
 def _resolutions(value: str) -> tuple[str, ...]:
     return tuple(r.strip().lower() for r in value.split(",") if r.strip())
 
@@ -79,10 +95,12 @@ def cli() -> None:
 @click.option("--shard", default=None, help="K/N: run every N-th sample from K (for several processes).")
 @click.option("--latency", is_flag=True, help="Also measure per-resolution latency (adds latency_* columns).")
 @click.option("--resolutions", default="720p,1k,2k,4k", show_default=True, help="For --latency.")
+@click.option("--metrics", "metrics", default=None, help=METRICS_HELP)
+@click.option("--skip", "skip", default=None, help="Metric groups or keys to leave out, e.g. dists.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency,
-        judge_rpm, judge_max_side, judge_timeout, judge_retries, judge_cache_dir, dry_run, limit, out, device, weights, strength, identity, face_weights, expert, split, shard, latency, resolutions,
-        quiet) -> None:
+        judge_rpm, judge_max_side, judge_timeout, judge_retries, judge_cache_dir, dry_run, limit, out, device, weights,
+        strength, identity, face_weights, expert, split, shard, latency, resolutions, metrics, skip, quiet) -> None:
     """Run MODEL on a dataset, score it and print the results table."""
     from . import api
     from .runner.config import RunConfig
@@ -93,7 +111,7 @@ def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge
                        judge_cache=judge_cache, judge_budget=judge_budget, judge_concurrency=judge_concurrency,
                        judge_rpm=judge_rpm, judge_max_side=judge_max_side, judge_timeout=judge_timeout,
                        judge_retries=judge_retries, judge_cache_dir=judge_cache_dir,
-                       latency=latency, resolutions=_resolutions(resolutions))
+                       latency=latency, resolutions=_resolutions(resolutions), metrics=_metrics(metrics, skip))
     if dry_run:
         est = api.estimate_judge_cost(config)
         click.echo(json.dumps(est, indent=2))
@@ -125,15 +143,22 @@ def aggregate(run_dir) -> None:
                    "the input shows no face).")
 @click.option("--face-weights", default=None, help="FaceNet weights: auto | vggface2 | casia-webface | PATH.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--metrics", "metrics", default=None, help=METRICS_HELP)
+@click.option("--skip", "skip", default=None, help="Metric groups or keys to leave out, e.g. dists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (values and null reasons).")
-def score(input_path, output_path, target_path, instruction, identity, face_weights, device, as_json) -> None:
+def score(input_path, output_path, target_path, instruction, identity, face_weights, device, metrics, skip,
+          as_json) -> None:
     """Score one edited photo against its input (and target)."""
     from . import api
 
     scores = api.score_files(input_path, output_path, target=target_path, instruction=instruction,
-                             identity=identity != "off", device=device, face_weights=face_weights)
+                             identity=identity != "off", device=device, face_weights=face_weights,
+                             metrics=_metrics(metrics, skip))
     if as_json:
-        click.echo(json.dumps({"metrics": scores.values, "null_reasons": scores.reasons,
+        from .metrics.fidelity import PROTOCOL_NAME, PROTOCOL_VERSION
+
+        click.echo(json.dumps({"protocol": f"{PROTOCOL_NAME}/{PROTOCOL_VERSION}",
+                               "metrics": scores.values, "null_reasons": scores.reasons,
                                "details": scores.details}, indent=2, default=str))
     else:
         for k, v in scores.values.items():

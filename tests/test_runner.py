@@ -162,3 +162,59 @@ def test_missing_file_row_is_a_failed_sample_not_a_failed_run(tiny_manifest, tmp
     assert "| identity | iretouch | all | 5 |" in table
     assert "1 sample(s) failed" in table and "`s2`: " in table and "row 3: input file 'nope.png'" in table
     assert not (out / "outputs" / "s2.png").exists()
+
+
+def test_metrics_selection_is_recorded_and_guarded(tiny_manifest, tmp_path):
+    from iretouch_bench.core.errors import BenchError
+    from iretouch_bench.metrics.keys import select_metrics
+
+    assert select_metrics("fidelity,distance", "dists") == ("ssim", "cw_ssim", "gmsd", "l1", "l2")
+    assert select_metrics(None, "judge") == ("ssim", "cw_ssim", "gmsd", "dists", "l1", "l2", "attr_acc", "face_sim")
+    assert select_metrics("sc") == ("sc", "pq", "o")  # the judge group is all or nothing
+    with pytest.raises(ValueError, match="unknown metric"):
+        select_metrics("psnr")
+    quick = select_metrics(None, "dists")
+    res = _run(tiny_manifest, tmp_path / "run", metrics=quick)
+    rec = read_all(res.run_dir, "samples")["s1"]
+    assert rec["metrics"]["dists"] is None and rec["null_reasons"]["dists"].startswith("not selected")
+    assert rec["metrics"]["ssim"] is not None and rec["metrics"]["l1"] is not None
+    info = json.loads((res.run_dir / "run.json").read_text())
+    assert info["config"]["metrics"] == list(quick)
+    assert info["scoring"]["fidelity_protocol"]["name"] == "paper" and info["scoring"]["vocab_version"]
+    assert info["scoring"]["dists_weights"] is None  # not selected: nothing to name
+    assert info["config"]["suite_version"] and info["config"]["fidelity_protocol"].startswith("paper/")
+    assert len(info["scoring_passes"]) == 1 and info["scoring_passes"][0]["samples_to_score"] == 6
+    # every setting that changes a number is in the resume guard
+    for change in ({"metrics": select_metrics()}, {"judge_max_side": 512}):
+        with pytest.raises(BenchError, match="use another --out"):
+            _run(tiny_manifest, tmp_path / "run", metrics=change.get("metrics", quick),
+                 **{k: v for k, v in change.items() if k != "metrics"})
+    again = _run(tiny_manifest, tmp_path / "run", metrics=quick)  # same settings resume, nothing to score
+    assert len(json.loads((again.run_dir / "run.json").read_text())["scoring_passes"]) == 1
+
+
+def test_judge_endpoint_is_in_the_resume_guard(tiny_manifest, tmp_path, monkeypatch):
+    from iretouch_bench.runner.run import _judge_endpoint
+
+    cfg = RunConfig(model="identity", judge="openai:gpt-4o-2024-08-06", judge_base_url="http://u:secret@127.0.0.1:9/v1/")
+    assert _judge_endpoint(cfg) == "http://127.0.0.1:9/v1"  # credentials never recorded
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.2:8/v1")
+    assert _judge_endpoint(RunConfig(model="identity", judge="openai:x")) == "http://127.0.0.2:8/v1"
+    assert _judge_endpoint(RunConfig(model="identity")) is None
+
+
+def test_aggregate_refuses_to_mix_facenet_weights():
+    from iretouch_bench.runner.summary import summarise
+
+    def rec(i, weights):
+        m = {k: None for k in SAMPLE_KEYS}
+        m["face_sim"] = 0.9
+        return {"id": f"s{i}", "status": "ok", "category": "portrait", "metrics": m, "null_reasons": {},
+                "details": {"identity": {"weights": weights}}}
+
+    same = summarise([rec(0, "vggface2"), rec(1, "vggface2")])
+    assert same["metrics"]["face_sim"]["mean"] == pytest.approx(0.9)
+    mixed = summarise([rec(0, "vggface2"), rec(1, "casia-webface")])
+    st = mixed["metrics"]["face_sim"]
+    assert st["mean"] is None and "mixed sources (casia-webface, vggface2)" in next(iter(st["null_reasons"]))
+    assert st["by_source"] == {"vggface2": 1, "casia-webface": 1}

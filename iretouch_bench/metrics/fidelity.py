@@ -34,8 +34,12 @@ from ..core.resize import match_size
 from .keys import FIDELITY_KEYS
 from .ssim import LUMA_WEIGHTS
 
+#: Name and version of the protocol below; a run records both, and a change to any step bumps the version.
+PROTOCOL_NAME = "paper"
+PROTOCOL_VERSION = "2"  # 2: wrong-size outputs resized by core.resize.match_size (was torch bicubic)
+
 PROTOCOL = {
-    "resize": "output resized to input size: torch interpolate bicubic, antialias=True, align_corners=False, clamp [0,1]",
+    "resize": "output resized to input size once per sample: core.resize.match_size (Pillow bicubic on float RGB, clip [0,1])",
     "gray": "BT.601 luma 0.299R+0.587G+0.114B on [0,1], x255, round half-to-even, uint8",
     "histogram_matching": "skimage.exposure.match_histograms(gray_output, gray_input), rounded half-to-even to uint8",
     "ssim": "pyiqa 'ssim' convention: 11x11 Gaussian sigma 1.5, valid, no downsampling, cs clamped at 0",
@@ -90,14 +94,15 @@ def _as_tensor(g: np.ndarray, device: str) -> torch.Tensor:
     return (torch.from_numpy(g.astype(np.float32)) / 255.0)[None, None].to(device)
 
 
-def fidelity_scores(input_rgb: np.ndarray, output_rgb: np.ndarray, device: str = "cpu"
-                    ) -> tuple[dict[str, float | None], dict[str, str], dict]:
+def fidelity_scores(input_rgb: np.ndarray, output_rgb: np.ndarray, device: str = "cpu",
+                    keys: tuple[str, ...] = FIDELITY_KEYS) -> tuple[dict[str, float | None], dict[str, str], dict]:
     """The four content-fidelity metrics of one (input, output) pair.
 
     Args:
         input_rgb: ``[H, W, 3]`` float32 in [0, 1], the model's input (reference).
         output_rgb: ``[h, w, 3]`` float32 in [0, 1], the model's output (any size; resized back).
         device: ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``) for the metric computations.
+        keys: the fidelity keys to compute (the others are None with reason "not selected").
 
     Returns:
         ``(values, reasons, extra)``: ``values`` has keys ``ssim, cw_ssim, gmsd, dists``
@@ -117,17 +122,18 @@ def fidelity_scores(input_rgb: np.ndarray, output_rgb: np.ndarray, device: str =
     x = _as_tensor(g_match, device)  # distorted
     y = _as_tensor(g_in, device)  # reference
     values: dict[str, float | None] = {k: None for k in FIDELITY_KEYS}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, str] = {k: "not selected (--metrics/--skip)" for k in FIDELITY_KEYS if k not in keys}
     funcs = {"ssim": ssim, "cw_ssim": cw_ssim, "gmsd": gmsd}
     for key, fn in funcs.items():
+        if key not in keys:
+            continue
         try:
             values[key] = float(fn(x, y)[0])
         except ValueError as err:  # only size limits can remain after the checks above
             reasons[key] = str(err)
-    try:
-        values["dists"] = float(dists(x, y, default_net(device))[0])
-    except WeightsError as err:
-        reasons["dists"] = str(err)
-    except ValueError as err:
-        reasons["dists"] = str(err)
+    if "dists" in keys:
+        try:
+            values["dists"] = float(dists(x, y, default_net(device))[0])
+        except (WeightsError, ValueError) as err:
+            reasons["dists"] = str(err)
     return values, reasons, extra

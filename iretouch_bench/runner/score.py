@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from ..datasets.sample import Sample
 from ..core.images import read_image
+from ..judge import JudgeRequest
 from ..metrics.keys import JUDGE_KEYS, SAMPLE_KEYS
 from ..core.errors import error_line
 from .records import RecordWriter
@@ -39,14 +40,14 @@ def failed_record(sample: Sample, gen: dict[str, Any], reason: str) -> dict[str,
 
 
 def _local_scores(sample: Sample, gen: dict, run_dir: Path, identity: bool, instruction_score: bool,
-                  device: str, face_weights: str | None) -> tuple[dict, Any, Any]:
+                  device: str, face_weights: str | None, metrics: tuple[str, ...]) -> tuple[dict, Any, Any]:
     inp = sample.load_input()
     out = read_image(run_dir / gen["output"])
     tgt = sample.load_target()
     mask = sample.load_mask()
     scores = score_pair(inp, out, target_rgb=tgt, instruction=sample.instruction, mask=mask,
                         identity=identity, instruction_score=instruction_score, device=device,
-                        face_weights=face_weights)
+                        face_weights=face_weights, metrics=metrics)
     rec = {
         "id": sample.id, "status": "ok", "error": None, "category": sample.category,
         "instruction": sample.instruction, "output": gen["output"],
@@ -70,6 +71,7 @@ def score(
     judge_spec: str = "offline",
     device: str = "cpu",
     face_weights: str | None = None,
+    metrics: tuple[str, ...] = SAMPLE_KEYS,
     chunk: int = 8,
     progress=None,
 ) -> dict[str, dict]:
@@ -82,8 +84,6 @@ def score(
         if not pending:
             return
         if judge is not None:
-            from ..judge import JudgeRequest
-
             reqs = [JudgeRequest(id=r["id"], input_rgb=i, output_rgb=o, instruction=r["instruction"])
                     for r, i, o in pending]
             try:
@@ -107,7 +107,9 @@ def score(
                         rec["null_reasons"].pop(key, None)
                 if res.raw or res.usage:  # a VLM answered (offline/none judges have nothing to keep)
                     rec["judge"] = {"raw": res.raw, "usage": res.usage, "cost_usd": res.cost_usd,
-                                    "cached": res.cached}
+                                    "cached": res.cached,
+                                    # the model ids the API reported: aggregation never averages two into one cell
+                                    "snapshots": sorted({a["model"] for a in res.raw if a.get("model")})}
         for rec, _, _ in pending:
             writer.append(rec)
             final[rec["id"]] = rec
@@ -137,7 +139,7 @@ def score(
         identity = wants_identity(identity_mode, sample, dataset_name)
         try:
             pending.append(_local_scores(sample, gen, run_dir, identity, instruction_score, device,
-                                         face_weights))
+                                         face_weights, metrics))
         except KeyboardInterrupt:
             raise
         except Exception as err:

@@ -17,7 +17,13 @@ import numpy as np
 
 from ..core.errors import error_line
 from ..core.resize import match_size
-from ..metrics.keys import DISTANCE_KEYS, FIDELITY_KEYS, SAMPLE_KEYS
+from ..metrics.attr_acc import attr_acc
+from ..metrics.distance import l1, l2
+from ..metrics.fidelity import fidelity_scores
+from ..metrics.identity import face_similarity
+from ..metrics.keys import DISTANCE_KEYS, FIDELITY_KEYS, JUDGE_KEYS, SAMPLE_KEYS
+
+NOT_SELECTED = "not selected (--metrics/--skip)"
 
 
 @dataclass
@@ -57,6 +63,7 @@ def score_pair(
     instruction_score: bool = True,
     device: str = "cpu",
     face_weights: str | None = None,
+    metrics: tuple[str, ...] = SAMPLE_KEYS,
 ) -> PairScores:
     """Score one pair. Images are float32 ``[H, W, 3]`` in [0, 1].
 
@@ -66,7 +73,8 @@ def score_pair(
       ``instruction_score``;
     * face_sim: FaceNet cosine input vs output, when ``identity``.
 
-    sc/pq/o stay None here (reason: set by the judge stage).
+    Only the keys in ``metrics`` are computed (``--metrics`` / ``--skip``); the others are
+    None with the reason "not selected". sc/pq/o stay None here (set by the judge stage).
     """
     for name, arr in (("input", input_rgb), ("output", output_rgb), ("target", target_rgb)):
         if arr is not None and not np.isfinite(arr).all():
@@ -79,35 +87,40 @@ def score_pair(
     if resized is not None:
         scores.details["resized_output"] = resized
 
-    # Fidelity.
-    try:
-        from ..metrics.fidelity import fidelity_scores
+    selected = set(metrics)
+    scores.set_null([k for k in SAMPLE_KEYS if k not in selected and k not in JUDGE_KEYS], NOT_SELECTED)
 
-        values, reasons, extra = fidelity_scores(input_rgb, out_same, device=device)
-        scores.merge(values, reasons)
-        scores.details["fidelity"] = extra
-    except Exception as err:
-        scores.set_null(FIDELITY_KEYS, _error_reason(err))
+    # Fidelity.
+    fid_keys = tuple(k for k in FIDELITY_KEYS if k in selected)
+    if fid_keys:
+        try:
+            values, reasons, extra = fidelity_scores(input_rgb, out_same, device=device, keys=fid_keys)
+            scores.merge(values, reasons)
+            scores.details["fidelity"] = extra
+        except Exception as err:
+            scores.set_null(fid_keys, _error_reason(err))
 
     # Distance to target (resized output, so sizes agree with the input the target matches).
-    if target_rgb is None:
-        scores.set_null(DISTANCE_KEYS, "no target (the dataset or --target gives none)")
+    dist_keys = tuple(k for k in DISTANCE_KEYS if k in selected)
+    if not dist_keys:
+        pass
+    elif target_rgb is None:
+        scores.set_null(dist_keys, "no target (the dataset or --target gives none)")
     elif target_rgb.shape != out_same.shape:
-        scores.set_null(DISTANCE_KEYS, f"target size {target_rgb.shape[:2]} != input size {out_same.shape[:2]}")
+        scores.set_null(dist_keys, f"target size {target_rgb.shape[:2]} != input size {out_same.shape[:2]}")
     else:
-        from ..metrics.distance import l1, l2
-
-        scores.merge({"l1": l1(out_same, target_rgb), "l2": l2(out_same, target_rgb)}, {})
+        fns = {"l1": l1, "l2": l2}
+        scores.merge({k: fns[k](out_same, target_rgb) for k in dist_keys}, {})
 
     # Offline instruction score.
-    if not instruction_score:
+    if "attr_acc" not in selected:
+        pass
+    elif not instruction_score:
         scores.set_null(("attr_acc",), "instruction scoring off (--judge none)")
     elif not instruction:
         scores.set_null(("attr_acc",), "no instruction")
     else:
         try:
-            from ..metrics.attr_acc import attr_acc
-
             value, reason, detail = attr_acc(input_rgb, out_same, instruction, mask=mask)
             scores.merge({"attr_acc": value}, {"attr_acc": reason or "not computed"})
             scores.details["attr_acc"] = detail
@@ -115,12 +128,12 @@ def score_pair(
             scores.set_null(("attr_acc",), _error_reason(err))
 
     # Identity.
-    if not identity:
+    if "face_sim" not in selected:
+        pass
+    elif not identity:
         scores.set_null(("face_sim",), "identity off (not a portrait sample; --identity on forces it)")
     else:
         try:
-            from ..metrics.identity import face_similarity
-
             value, reason, detail = face_similarity(input_rgb, out_same, device=device, weights=face_weights)
             scores.merge({"face_sim": value}, {"face_sim": reason or "not computed"})
             scores.details["identity"] = detail

@@ -12,11 +12,31 @@ import math
 from collections import Counter, defaultdict
 from typing import Any, Iterable
 
-from ..metrics.keys import SAMPLE_KEYS
+from ..metrics.keys import JUDGE_KEYS, SAMPLE_KEYS
+
+
+def _provenance(record: dict[str, Any], key: str) -> str | None:
+    """What produced ``key``'s value in ``record`` where two sources would not be comparable:
+    the FaceNet weights for ``face_sim``, the judge's model snapshot(s) for ``sc``/``pq``/``o``."""
+    if key == "face_sim":
+        return (record.get("details") or {}).get("identity", {}).get("weights")
+    if key in JUDGE_KEYS:
+        snaps = (record.get("judge") or {}).get("snapshots")
+        return ",".join(snaps) if snaps else None
+    return None
 
 
 def _stats(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
     vals = [r["metrics"][key] for r in records if r.get("metrics", {}).get(key) is not None]
+    sources = sorted({s for r in records if r.get("metrics", {}).get(key) is not None
+                      for s in [_provenance(r, key)] if s is not None})
+    if len(sources) > 1:
+        # e.g. a run resumed with other FaceNet weights, or a judge alias that moved between
+        # snapshots: one mean over both would look like one measurement. Report it apart.
+        by = Counter(_provenance(r, key) for r in records if r.get("metrics", {}).get(key) is not None)
+        return {"mean": None, "n": 0, "n_null": len(records),
+                "null_reasons": {f"mixed sources ({', '.join(sources)}): not averaged into one cell": len(records)},
+                "by_source": {str(s): n for s, n in by.items()}}
     reasons = Counter(r.get("null_reasons", {}).get(key, "not computed")
                       for r in records if r.get("metrics", {}).get(key) is None)
     if not vals:
