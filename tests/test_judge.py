@@ -242,14 +242,34 @@ def test_cache_second_run_makes_no_request_and_refresh_does(server, tmp_path):
 def test_cache_without_key_serves_cached_answers(server, tmp_path, monkeypatch):
     reqs = [_req(0)]
     _judge(server, tmp_path)[0].score_batch(reqs)
+    n = len(server.requests)
     monkeypatch.delenv("OPENAI_API_KEY")
-    judge = make_judge("openai:gpt-4o", cache_dir=tmp_path / "cache")  # OpenAI host, no key
+    judge = make_judge("openai:gpt-4o", base_url=server.base_url, cache_dir=tmp_path / "cache")
     (r,) = judge.score_batch(reqs)
-    assert r.cached and r.values["sc"] == 6.0
+    assert r.cached and r.values["sc"] == 6.0 and len(server.requests) == n
+    # OpenAI's own endpoint without a key: nothing cached for *that* endpoint, so it must ask, and can't.
+    official = make_judge("openai:gpt-4o", cache_dir=tmp_path / "cache")
     with pytest.raises(JudgeError, match="OPENAI_API_KEY"):
-        judge.score_batch([_req(5)])
+        official.score_batch(reqs)
     with pytest.raises(JudgeError, match="OPENAI_API_KEY"):
-        judge.preflight()
+        official.preflight()
+
+
+def test_cache_key_includes_endpoint(server, tmp_path):
+    """Two servers serving the same model name never share answers (issue 9, item 4)."""
+    reqs = [_req(0)]
+    (first,) = _judge(server, tmp_path)[0].score_batch(reqs)
+    with FakeChatServer(sc_answer='{"score": [3, 4]}', pq_answer='{"score": [2, 5]}') as other:
+        (second,) = _judge(other, tmp_path)[0].score_batch(reqs)  # same cache folder, same model name
+        assert len(other.requests) == 2 and not second.cached
+        assert (second.values["sc"], second.values["pq"]) == (3.0, 2.0)
+        assert (first.values["sc"], first.values["pq"]) == (6.0, 7.0)
+        # Each endpoint's answers are then served from its own entries; a trailing slash is the same endpoint.
+        (again,) = _judge(other, tmp_path, base_url=other.base_url + "/")[0].score_batch(reqs)
+        assert again.cached and again.values["sc"] == 3.0 and len(other.requests) == 2
+    n = len(server.requests)
+    (back,) = _judge(server, tmp_path)[0].score_batch(reqs)
+    assert back.cached and back.values["sc"] == 6.0 and len(server.requests) == n
 
 
 # ---------------------------------------------------------------------------- cost

@@ -18,7 +18,8 @@ Reproducibility
       ``max_side`` (default 1024), with ``detail: "high"``.
 
 Robustness
-    * The ``openai`` client runs with ``max_retries=0``; this module retries itself, at most
+    * The ``openai`` client runs with ``max_retries=0``; retries go through the suite's one retry
+      loop (:func:`iretouch_bench.clients.retry_call`, shared with the API editors), at most
       ``max_retries`` times per answer, on 408/409/429/5xx, timeouts and connection errors, with
       exponential backoff and jitter (``backoff_base_s * 2**k``, capped at ``backoff_cap_s``,
       times a uniform factor in ``[0.5, 1]``), or exactly the delay a ``Retry-After`` /
@@ -35,14 +36,16 @@ Cost
     With ``budget_usd`` a sample is started only when the dollars spent, plus the estimates of
     answers in flight, plus its own estimate stay within the budget; once a sample does not fit, it
     and all later samples get ``None`` with reason ``budget exhausted`` (answers in the cache are
-    still served: they cost nothing).
+    still served: they cost nothing). The bookkeeping is :class:`iretouch_bench.clients.BudgetLedger`.
+
+Cache
+    Valid answers are cached on disk (:mod:`.cache`), keyed by everything that determines them,
+    the endpoint (sanitised base URL) included: two servers serving one model name never share
+    answers.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import math
 import os
 import random
 import statistics
@@ -50,18 +53,22 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..core.resize import fit_long_side, shrink_to
+from ..clients import (BudgetLedger, Outcome, RateLimiter, Redactor, RetryPolicy, parse_retry_after, retry_call,
+                       sanitise_url)
+from ..clients.payload import data_url, png_bytes
+from ..core.resize import fit_long_side
 from . import pricing, prompts
 from .base import SCORE_KEYS, Judge, JudgeError, JudgeRequest, JudgeResult, overall
 from .cache import AnswerCache, answer_key, array_digest
 from .parse import AnswerError, parse_answer
+
+__all__ = ["OpenAIJudge", "DEFAULT_MODEL", "DEFAULT_SEED", "encode_image", "parse_retry_after", "RateLimiter"]
 
 DEFAULT_MODEL = "gpt-4o-2024-08-06"
 #: Floating aliases resolved to a pinned snapshot so that scores do not drift with the alias.
@@ -74,93 +81,21 @@ DEFAULT_MAX_TOKENS = 400
 ENCODING = "png"
 DETAIL = "high"
 OPENAI_DEFAULT_HOST = "api.openai.com"
+OPENAI_DEFAULT_URL = f"https://{OPENAI_DEFAULT_HOST}/v1"
 PLACEHOLDER_KEY = "sk-no-key-required"
 # A different seed per answer retry: a prime stride keeps them away from the seeds of other samples.
 _RETRY_SEED_STRIDE = 7919
-# HTTP statuses that say "try again later" (request timeout, conflict, rate limit, server side).
-_RETRYABLE_STATUS = {408, 409, 429}
-# Statuses that will fail every call the same way: stop the batch instead of burning retries.
-_FATAL_STATUS = {401, 403, 404}
-
-
-def _sanitise_url(url: str | None) -> str | None:
-    """Drop user info, query and fragment from an endpoint URL before it is recorded."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+#: Version of the answer-cache key layout (2: the endpoint is part of the key).
+CACHE_KEY_VERSION = 2
 
 
 def encode_image(image: np.ndarray, max_side: int) -> tuple[str, tuple[int, int]]:
     """float ``[H, W, 3]`` in [0, 1] -> (``data:image/png;base64,...`` URL, (w, h) sent)."""
-    from PIL import Image
-
-    from ..core.images import to_uint8
-
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"judge image must be [H, W, 3], got {arr.shape}")
-    im = Image.fromarray(shrink_to(to_uint8(arr), max_side, "lanczos"))
-    size = (im.width, im.height)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), size
-
-
-def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date), or None."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            v = float(ms) / 1000.0
-            if math.isfinite(v) and v >= 0:
-                return v
-        except ValueError:
-            pass
-    ra = headers.get("retry-after")
-    if ra is None:
-        return None
-    try:
-        v = float(ra)
-        return v if math.isfinite(v) and v >= 0 else None
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(ra)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
-
-
-class RateLimiter:
-    """At most ``per_minute`` call starts per minute, spaced evenly; shared by all worker threads."""
-
-    def __init__(self, per_minute: float | None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
-        if per_minute is not None and per_minute <= 0:
-            raise JudgeError(f"judge requests per minute must be > 0, got {per_minute}")
-        self.interval = 0.0 if per_minute is None else 60.0 / per_minute
-        self._next = 0.0
-        self._lock = threading.Lock()
-        self._sleep, self._clock = sleep, clock
-
-    def acquire(self) -> None:
-        if self.interval <= 0:
-            return
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            self._sleep(start - now)
+    png, (h, w) = png_bytes(arr, max_side=max_side)
+    return data_url(png), (w, h)
 
 
 @dataclass
@@ -224,13 +159,17 @@ class OpenAIJudge(Judge):
         self.max_tokens = max_tokens
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
         self.retry_after_cap_s = retry_after_cap_s
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._rng_lock = threading.Lock()
+        self.policy = RetryPolicy(max_retries=max_retries, backoff_base_s=backoff_base_s,
+                                  backoff_cap_s=backoff_cap_s, retry_after_cap_s=retry_after_cap_s,
+                                  sleep=sleep, rng=rng or random.Random())
+        if requests_per_minute is not None and not requests_per_minute > 0:
+            raise JudgeError(f"judge requests per minute must be > 0, got {requests_per_minute}")
         self.rate_limiter = RateLimiter(requests_per_minute, sleep=sleep)
         self.requests_per_minute = requests_per_minute
 
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        #: the endpoint without credentials: recorded, and part of every answer's cache key
+        self.endpoint = sanitise_url(self.base_url) or OPENAI_DEFAULT_URL
         self.price = tuple(price_per_mtok) if price_per_mtok is not None else pricing.price_for(self.model)
         self.price_source = "price_per_mtok argument" if price_per_mtok is not None else (
             pricing.PRICE_SOURCE if self.price is not None else "no price known for this model")
@@ -242,6 +181,7 @@ class OpenAIJudge(Judge):
                     f"judge budget: no price known for model {self.model!r}; give price_per_mtok "
                     "(USD per million input, output tokens) or drop the budget")
         self.budget_usd = budget_usd
+        self.ledger = BudgetLedger(budget_usd)
 
         if cache_dir is None:
             from ..core.atomic import cache_dir as user_cache
@@ -253,10 +193,6 @@ class OpenAIJudge(Judge):
         self._client = None
         self._client_lock = threading.Lock()
         self._stats_lock = threading.Lock()
-        self._budget_cond = threading.Condition(self._stats_lock)
-        self._spent_usd = 0.0
-        self._reserved_usd = 0.0
-        self._budget_exhausted = False
         self._fatal: str | None = None
         self._snapshots: set[str] = set()
         self._fingerprints: set[str] = set()
@@ -305,14 +241,8 @@ class OpenAIJudge(Judge):
                 self._client.close()
                 self._client = None
 
-    def _redact(self, text: Any) -> Any:
-        """Remove the API key from any string (a server may echo it in an error body)."""
-        if not isinstance(text, str):
-            return text
-        key = os.environ.get("OPENAI_API_KEY")
-        if key and len(key) >= 4 and key in text:
-            text = text.replace(key, "[REDACTED]")
-        return text
+    #: Removes the API key from any string (a server may echo it in an error body).
+    _redact = Redactor(env=("OPENAI_API_KEY",))
 
     # ------------------------------------------------------------------ keys and estimates
     def _key_fields(self, kind: str, sample: int, in_digest: str | None, out_digest: str,
@@ -320,7 +250,7 @@ class OpenAIJudge(Judge):
         # PQ sees only the output image, so its key omits the input and the instruction: the same
         # output judged for two instructions is one PQ answer.
         return {
-            "v": 1, "kind": kind, "sample": sample, "seed": self.seed + sample,
+            "v": CACHE_KEY_VERSION, "endpoint": self.endpoint, "kind": kind, "sample": sample, "seed": self.seed + sample,
             "input": in_digest if kind == "sc" else None, "output": out_digest,
             "instruction": instruction if kind == "sc" else None,
             "model": self.model, "prompt_version": prompts.PROMPT_VERSION,
@@ -373,7 +303,7 @@ class OpenAIJudge(Judge):
                 "model_sent": self.model,
                 "model_snapshots": sorted(self._snapshots),
                 "system_fingerprints": sorted(self._fingerprints),
-                "base_url": _sanitise_url(self.base_url) or f"https://{OPENAI_DEFAULT_HOST}/v1",
+                "base_url": self.endpoint,
                 "api_key_source": self.key_source(),
                 "prompt_version": prompts.PROMPT_VERSION,
                 "prompt_hash": self.prompt_hash,
@@ -397,7 +327,7 @@ class OpenAIJudge(Judge):
                     {"input": self.price[0], "output": self.price[1]},
                 "price_source": self.price_source,
                 "budget_usd": self.budget_usd,
-                "spent_usd": None if self.price is None else round(self._spent_usd, 6),
+                "spent_usd": None if self.price is None else round(self.ledger.spent_usd, 6),
                 "api_requests": self.api_calls,
                 "answers_from_api": self.answers_from_api,
                 "answers_from_cache": self.cache.hits,
@@ -405,138 +335,98 @@ class OpenAIJudge(Judge):
             }
 
     # ------------------------------------------------------------------ one answer
-    def _backoff(self, attempt: int) -> float:
-        with self._rng_lock:
-            jitter = self._rng.uniform(0.5, 1.0)
-        return min(self.backoff_cap_s, self.backoff_base_s * (2 ** attempt)) * jitter
-
     def _ask(self, messages_for_seed: Callable[[], list[dict[str, Any]]], call: _Call) -> dict[str, Any]:
-        """Obtain one valid answer, retrying; returns an outcome dict (``ok`` True/False)."""
-        import openai
+        """Obtain one valid answer through the shared retry loop; returns an outcome dict (``ok``).
 
-        attempts: list[dict[str, Any]] = []
+        Transport errors and unusable answers (unparseable, out of range, refused) are both
+        retried; an unusable answer is asked again with another seed (same messages).
+        """
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         cost = 0.0
         bad_answers = 0
         base_seed = self.seed + call.sample
-        messages = None
-        for attempt in range(self.max_retries + 1):
+        messages: list[list[dict[str, Any]]] = []
+
+        def before_attempt(attempt: int) -> str | None:
             if self._fatal:
-                return self._fail(call, self._fatal, attempts, usage, cost)
-            if attempt > 0 and self.budget_usd is not None:
-                with self._stats_lock:
-                    over = self._spent_usd + self._reserved_usd > self.budget_usd
-                if over:
-                    return self._fail(call, "budget exhausted", attempts, usage, cost)
+                return self._fatal
+            if attempt > 0 and self.ledger.over():
+                return "budget exhausted"
+            return None
+
+        def attempt_fn(attempt: int) -> Outcome:
+            nonlocal cost, bad_answers
             seed = base_seed + _RETRY_SEED_STRIDE * bad_answers
-            if messages is None:
-                messages = messages_for_seed()
-            self.rate_limiter.acquire()
+            if not messages:
+                messages.append(messages_for_seed())
             client = self._get_client()
             with self._stats_lock:
                 self.api_calls += 1
-            retry_after = None
             t0 = time.monotonic()
-            try:
-                resp = client.chat.completions.create(
-                    model=self.model, messages=messages, temperature=self.temperature, seed=seed,
-                    max_tokens=self.max_tokens,
-                )
-            except openai.APITimeoutError:
-                error = f"timeout after {self.timeout_s:g} s"
-            except openai.APIConnectionError as err:
-                error = f"connection error: {err}"
-            except openai.APIStatusError as err:
-                status = err.status_code
-                msg = " ".join(str(getattr(err, "message", err)).split())[:200]
-                error = f"HTTP {status}: {msg}"
-                if status in _FATAL_STATUS:
-                    with self._stats_lock:
-                        self._fatal = self._redact(f"judge endpoint refused the request ({error})")
-                    attempts.append({"error": self._redact(error)})
-                    return self._fail(call, self._fatal, attempts, usage, cost)
-                if not (status in _RETRYABLE_STATUS or status >= 500):
-                    attempts.append({"error": self._redact(error)})
-                    return self._fail(call, self._redact(error), attempts, usage, cost)
-                retry_after = parse_retry_after(err.response.headers)
-            except openai.OpenAIError as err:  # anything else the client raises: not retryable
-                error = f"{type(err).__name__}: {err}"
-                attempts.append({"error": self._redact(error)})
-                return self._fail(call, self._redact(error), attempts, usage, cost)
+            # openai errors (timeouts, statuses) are classified by the retry loop
+            resp = client.chat.completions.create(
+                model=self.model, messages=messages[0], temperature=self.temperature, seed=seed,
+                max_tokens=self.max_tokens,
+            )
+            # An answer arrived: it is billed whether or not it is usable.
+            u = getattr(resp, "usage", None)
+            pt = int(getattr(u, "prompt_tokens", 0) or 0)
+            ct = int(getattr(u, "completion_tokens", 0) or 0)
+            c = pricing.cost_usd(pt, ct, self.price) or 0.0
+            usage["prompt_tokens"] += pt
+            usage["completion_tokens"] += ct
+            usage["total_tokens"] += pt + ct
+            cost += c
+            self.ledger.charge(c)
+            with self._stats_lock:
+                self.usage_total["prompt_tokens"] += pt
+                self.usage_total["completion_tokens"] += ct
+                self.usage_total["total_tokens"] += pt + ct
+                if getattr(resp, "model", None):
+                    self._snapshots.add(resp.model)
+                if getattr(resp, "system_fingerprint", None):
+                    self._fingerprints.add(resp.system_fingerprint)
+            choice = resp.choices[0] if resp.choices else None
+            msg = choice.message if choice is not None else None
+            text = getattr(msg, "content", None) if msg is not None else None
+            refusal = getattr(msg, "refusal", None) if msg is not None else None
+            finish = getattr(choice, "finish_reason", None)
+            record = {"seed": seed, "model": getattr(resp, "model", None),
+                      "system_fingerprint": getattr(resp, "system_fingerprint", None),
+                      "finish_reason": finish, "text": self._redact(text),
+                      "usage": {"prompt_tokens": pt, "completion_tokens": ct},
+                      "latency_s": round(time.monotonic() - t0, 3)}
+            if refusal:
+                error = "refusal: " + " ".join(str(refusal).split())[:160]
+            elif finish == "content_filter":
+                error = "refusal: answer stopped by the endpoint's content filter"
             else:
-                # An answer arrived: it is billed whether or not it is usable.
-                u = getattr(resp, "usage", None)
-                pt = int(getattr(u, "prompt_tokens", 0) or 0)
-                ct = int(getattr(u, "completion_tokens", 0) or 0)
-                c = pricing.cost_usd(pt, ct, self.price) or 0.0
-                usage["prompt_tokens"] += pt
-                usage["completion_tokens"] += ct
-                usage["total_tokens"] += pt + ct
-                cost += c
-                with self._stats_lock:
-                    self._spent_usd += c
-                    self.usage_total["prompt_tokens"] += pt
-                    self.usage_total["completion_tokens"] += ct
-                    self.usage_total["total_tokens"] += pt + ct
-                    if getattr(resp, "model", None):
-                        self._snapshots.add(resp.model)
-                    if getattr(resp, "system_fingerprint", None):
-                        self._fingerprints.add(resp.system_fingerprint)
-                choice = resp.choices[0] if resp.choices else None
-                msg = choice.message if choice is not None else None
-                text = getattr(msg, "content", None) if msg is not None else None
-                refusal = getattr(msg, "refusal", None) if msg is not None else None
-                finish = getattr(choice, "finish_reason", None)
-                record = {"seed": seed, "model": getattr(resp, "model", None),
-                          "system_fingerprint": getattr(resp, "system_fingerprint", None),
-                          "finish_reason": finish, "text": self._redact(text),
-                          "usage": {"prompt_tokens": pt, "completion_tokens": ct},
-                          "latency_s": round(time.monotonic() - t0, 3)}
-                if refusal:
-                    error = "refusal: " + " ".join(str(refusal).split())[:160]
-                elif finish == "content_filter":
-                    error = "refusal: answer stopped by the endpoint's content filter"
+                try:
+                    parsed = parse_answer(text)
+                except AnswerError as err:
+                    error = str(err)
+                    if finish == "length":
+                        error += f" (answer cut at max_tokens={self.max_tokens})"
                 else:
-                    try:
-                        parsed = parse_answer(text)
-                    except AnswerError as err:
-                        error = str(err)
-                        if finish == "length":
-                            error += f" (answer cut at max_tokens={self.max_tokens})"
-                    else:
-                        record["score"] = list(parsed.score)
-                        record["reasoning"] = self._redact(parsed.reasoning)
-                        with self._stats_lock:
-                            self.answers_from_api += 1
-                        return {"ok": True, "kind": call.kind, "sample": call.sample,
-                                "score": list(parsed.score), "reasoning": record["reasoning"],
-                                "text": record["text"], "model": record["model"],
-                                "system_fingerprint": record["system_fingerprint"],
-                                "seed": seed, "attempts": attempts, "usage": usage, "cost_usd": cost,
-                                "cached": False}
-                bad_answers += 1  # the next attempt uses another seed (same messages)
-                record["error"] = self._redact(error)
-                attempts.append(record)
-                if attempt < self.max_retries:
-                    delay = self._backoff(attempt)
-                    attempts[-1]["retry_in_s"] = round(delay, 3)
-                    self._sleep(delay)
-                continue
-            # Transport-level failure: wait as the server asks, else back off exponentially.
-            if retry_after is not None:
-                delay = min(retry_after, self.retry_after_cap_s)
-            else:
-                delay = self._backoff(attempt)
-            entry = {"error": self._redact(error)}
-            if attempt < self.max_retries:
-                entry["retry_in_s"] = round(delay, 3)
-                if retry_after is not None:
-                    entry["retry_after_s"] = retry_after
-            attempts.append(entry)
-            if attempt < self.max_retries:
-                self._sleep(delay)
-        last = attempts[-1]["error"] if attempts else "no attempt made"
-        return self._fail(call, f"failed after {self.max_retries + 1} attempts: {last}", attempts, usage, cost)
+                    reasoning = self._redact(parsed.reasoning)
+                    with self._stats_lock:
+                        self.answers_from_api += 1
+                    return Outcome.ok({"ok": True, "kind": call.kind, "sample": call.sample,
+                                       "score": list(parsed.score), "reasoning": reasoning,
+                                       "text": record["text"], "model": record["model"],
+                                       "system_fingerprint": record["system_fingerprint"], "seed": seed})
+            bad_answers += 1  # the next attempt uses another seed (same messages)
+            return Outcome.retry(error, record=record)
+
+        res = retry_call(attempt_fn, self.policy, redact=self._redact, before_attempt=before_attempt,
+                         rate_limiter=self.rate_limiter, timeout_s=self.timeout_s)
+        if res.ok:
+            return {**res.value, "attempts": res.attempts, "usage": usage, "cost_usd": cost, "cached": False}
+        if res.fatal:  # a wrong key or model name fails every call: stop the batch
+            with self._stats_lock:
+                self._fatal = self._redact(f"judge endpoint refused the request ({res.reason})")
+            return self._fail(call, self._fatal, res.attempts, usage, cost)
+        return self._fail(call, res.reason, res.attempts, usage, cost)
 
     def _fail(self, call: _Call, reason: str, attempts, usage, cost) -> dict[str, Any]:
         return {"ok": False, "kind": call.kind, "sample": call.sample, "reason": self._redact(reason),
@@ -620,9 +510,7 @@ class OpenAIJudge(Judge):
                         out["cache_error"] = f"cache write failed: {err}"
             finally:
                 # Always release the reservation, or the admission loop would wait forever.
-                with self._budget_cond:
-                    self._reserved_usd -= c.est_cost
-                    self._budget_cond.notify_all()
+                self.ledger.release(c.est_cost)
 
         need_api = any(misses)
         if need_api and not self._fatal:
@@ -646,19 +534,8 @@ class OpenAIJudge(Judge):
                         sizes = [s_in, s_out] if c.kind == "sc" else [s_out]
                         c.est_cost = self._est_cost(c.kind, sizes, r.instruction)
                     need = sum(c.est_cost for c in misses[i])
-                    admitted = False
-                    with self._budget_cond:
-                        while not self._budget_exhausted:
-                            if self._spent_usd + self._reserved_usd + need <= self.budget_usd:
-                                self._reserved_usd += need
-                                admitted = True
-                                break
-                            if self._reserved_usd <= 1e-12:
-                                # Nothing in flight will free budget: this sample cannot fit. Stop here
-                                # (later samples too) so the run ends in a predictable place.
-                                self._budget_exhausted = True
-                                break
-                            self._budget_cond.wait()
+                    # Admission waits while answers in flight may free budget (see clients.budget).
+                    admitted = self.ledger.admit(need)
                     if not admitted:
                         for c in misses[i]:
                             c.est_cost = 0.0
