@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import threading
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
+
+import platformdirs
 
 ENV_CACHE = "IRETOUCH_BENCH_CACHE"
 
@@ -23,8 +26,6 @@ def cache_dir(*parts: str) -> Path:
     """``$IRETOUCH_BENCH_CACHE`` or platformdirs' user cache folder for ``iretouch-bench``."""
     root = os.environ.get(ENV_CACHE)
     if not root:
-        import platformdirs
-
         root = platformdirs.user_cache_dir("iretouch-bench", appauthor=False)
     path = Path(root).joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
@@ -55,8 +56,6 @@ def atomic_path(path: str | os.PathLike, *, mkdir: bool = True) -> Iterator[Path
     except BaseException:
         with contextlib.suppress(OSError):
             if tmp.is_dir():
-                import shutil
-
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink()

@@ -1,5 +1,8 @@
 """Exceptions whose message is the one line a user sees (file named, problem stated)."""
 
+import traceback
+from pathlib import Path
+
 
 class BenchError(Exception):
     """Base class: the CLI prints ``str(err)`` as one line and exits non-zero."""
@@ -43,8 +46,6 @@ def error_line(err: BaseException, *, where: bool = True, limit: int = 500) -> s
     msg = lines[0].strip() if lines else ""
     if isinstance(err, BenchError):
         return (msg or type(err).__name__)[:limit]
-    import traceback
-    from pathlib import Path
 
     tb = traceback.extract_tb(err.__traceback__) if (where and err.__traceback__) else []
     frame = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""

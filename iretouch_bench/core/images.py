@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import tifffile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
@@ -117,8 +118,6 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int | None]:
     tifffile decodes uncompressed/deflate TIFFs itself; LZW and JPEG-compressed ones need the
     optional ``imagecodecs`` package, so on failure OpenCV's libtiff is tried.
     """
-    import tifffile
-
     try:
         with tifffile.TiffFile(str(path)) as tif:
             page = tif.pages[0]
@@ -143,7 +142,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int | None]:
 
 def _read_with_opencv(path: Path) -> np.ndarray:
     """Decode with OpenCV, keeping 16 bits; returns RGB(A) order. Needs opencv-python-headless."""
-    try:
+    try:  # lazy: cv2 loads ~60 MB of native code; only 16-bit and odd files take this path
         import cv2
     except ImportError as err:
         raise ImageReadError(
@@ -234,8 +233,6 @@ def image_bit_depth(path: str | os.PathLike) -> int:
     except Exception:
         if path.suffix.lower() in _TIFF_SUFFIXES:
             try:
-                import tifffile
-
                 with tifffile.TiffFile(str(path)) as tif:
                     return 16 if tif.pages[0].bitspersample > 8 else 8
             except Exception:
@@ -265,8 +262,6 @@ def write_image(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> Pa
         if bits == 16:
             arr16 = np.clip(np.rint(image.astype(np.float64) * 65535.0), 0, 65535).astype(np.uint16)
             if suffix in _TIFF_SUFFIXES:
-                import tifffile
-
                 tifffile.imwrite(str(tmp), arr16, photometric="rgb")
             else:
                 _write_png16(tmp, arr16)
@@ -279,7 +274,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> Pa
 def _write_png16(path: Path, arr16: np.ndarray) -> None:
     """16-bit RGB PNG via OpenCV (Pillow cannot write 16-bit RGB PNGs, and imageio's Pillow
     plugin fails on them too: measured with Pillow 13 / imageio 2.38)."""
-    try:
+    try:  # lazy: cv2 loads ~60 MB of native code; only 16-bit and odd files take this path
         import cv2
     except ImportError as err:
         raise ValueError(f"{path}: writing a 16-bit PNG needs opencv-python-headless") from err

@@ -56,7 +56,7 @@ def environment(device: str) -> dict[str, object]:
                                "platform": platform.platform(), "python": platform.python_version(),
                                "processor": platform.processor() or platform.machine(),
                                "cpu_count": os.cpu_count()}
-    try:
+    try:  # lazy: core stays importable without torch (`iretouch-bench --help`, `models list`)
         import torch
 
         info["torch"] = torch.__version__

@@ -19,6 +19,7 @@ Sizes are ``(height, width)`` everywhere in this module (numpy order), unlike Pi
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 #: Filter names accepted by :func:`resize`. ``area`` is Pillow's BOX filter (area average).
 FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "area")
@@ -28,8 +29,6 @@ OUTPUT_RESIZE_RULE = "pillow-bicubic-float (antialiased when shrinking), clipped
 
 
 def _pil_filter(name: str):
-    from PIL import Image
-
     table = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
              "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
              "area": Image.Resampling.BOX}
@@ -57,8 +56,6 @@ def resize(image: np.ndarray, size: tuple[int, int], filter: str = "bicubic") ->
     Returns:
         An array of ``image``'s dtype (float input -> float32) and ``[H, W(, C)]`` shape.
     """
-    from PIL import Image
-
     arr = np.asarray(image)
     out_h, out_w = int(size[0]), int(size[1])
     if arr.shape[:2] == (out_h, out_w):

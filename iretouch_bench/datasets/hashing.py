@@ -32,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..core.atomic import cache_dir
+
 HASH_VERSION = "v1"
 _PREFIX = f"iretouch-bench/dataset/{HASH_VERSION}\n".encode()
 #: Files younger than this are hashed every time (see module docstring).
@@ -72,8 +74,6 @@ class _DiskCache:
             self._failed = True
             return None
         try:
-            from ..core.atomic import cache_dir
-
             db = cache_dir("hashes") / "files-sha256.sqlite3"
             conn = sqlite3.connect(str(db), timeout=30, check_same_thread=False)
             conn.execute(

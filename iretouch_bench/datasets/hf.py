@@ -47,7 +47,7 @@ def load_hf(spec: str, path: Path, *, split: str | None = None, bad_rows: str = 
     path = path.absolute()
     if not path.is_dir():
         raise DatasetError(f"{path}: no such datasets folder")
-    try:
+    try:  # lazy: `datasets` pulls pyarrow and takes seconds; only hf: specs need it
         import datasets as hfds
     except ImportError as err:
         raise DatasetError("hf: datasets need the 'datasets' package (pip install datasets)") from err

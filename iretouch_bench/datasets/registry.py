@@ -17,6 +17,7 @@ at run time and recorded as a failed sample.
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -42,8 +43,6 @@ class DatasetKind:
     takes_path: bool = True
 
     def load(self) -> Callable[..., Dataset]:
-        import importlib
-
         module, _, attr = self.loader.partition(":")
         return getattr(importlib.import_module(module), attr)
 

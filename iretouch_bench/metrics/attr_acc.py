@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..vocab.attributes import ATTRIBUTE_EFFECTS, match_attributes
 from ..vocab.measures import (
     MIN_REGION_PIXELS,
     THRESHOLDS,
@@ -41,6 +42,7 @@ from ..vocab.measures import (
     to_lab,
     working_copy,
 )
+from ..vocab.regions import render_mask
 
 NO_ATTRIBUTE = "no recognised attribute in instruction"
 
@@ -83,8 +85,6 @@ def attr_acc(
         attribute with its confidence, region (and its source), per-measure input/output values,
         change, expected sign, threshold and pass flag, and its score.
     """
-    from ..vocab.attributes import ATTRIBUTE_EFFECTS, match_attributes
-
     inp = _check_image("input", input_rgb)
     out = _check_image("output", output_rgb)
     matches = match_attributes(instruction or "")
@@ -111,8 +111,6 @@ def attr_acc(
         elif full is not None:
             m_in, src = resize_mask(full, lab_in.shape[:2]), "sample mask"
         elif region in REGION_PRIORS:
-            from ..vocab.regions import render_mask
-
             m_in, src = render_mask(REGION_PRIORS[region], w_in), f"prior {REGION_PRIORS[region]}"
         else:  # a region name the priors do not know: measure globally, say so
             m_in, src = None, f"whole image (no prior for region {region!r})"

@@ -24,11 +24,11 @@ does too).
 
 from __future__ import annotations
 
-
 import torch
-
-from .running import RunningMean
 import torch.nn.functional as F
+
+from ..weights.vgg16 import load_vgg16_dists
+from .running import RunningMean
 
 # stage -> torchvision ``features`` indices of its convolutions (each followed by ReLU)
 STAGES = ((0, 2), (5, 7), (10, 12, 14), (17, 19, 21), (24, 26, 28))
@@ -214,8 +214,6 @@ _NETS: dict[str, DISTSNet] = {}
 def default_net(device: str = "cpu") -> DISTSNet:
     """A cached :class:`DISTSNet` on ``device`` built from the ``vgg16-dists`` weight set."""
     if device not in _NETS:
-        from ..weights.vgg16 import load_vgg16_dists
-
         _NETS[device] = DISTSNet(load_vgg16_dists(), device=device)
     return _NETS[device]
 

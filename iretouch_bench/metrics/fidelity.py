@@ -28,11 +28,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from skimage.exposure import match_histograms
 
 from ..core.errors import WeightsError
 from ..core.resize import match_size
+from .cw_ssim import cw_ssim
+from .dists import default_net, dists
+from .gmsd import gmsd
 from .keys import FIDELITY_KEYS
-from .ssim import LUMA_WEIGHTS
+from .ssim import LUMA_WEIGHTS, ssim
 
 #: Name and version of the protocol below; a run records both, and a change to any step bumps the version.
 PROTOCOL_NAME = "paper"
@@ -80,7 +84,6 @@ def matched_gray_pair(input_rgb: np.ndarray, output_rgb: np.ndarray) -> tuple[np
     if out_size != in_size:  # the scorer resizes first; a direct call gets the same rule
         out, note = match_size(out, tuple(in_size))
         extra["resize_method"] = note["rule"]
-    from skimage.exposure import match_histograms
 
     g_in = to_gray_u8(inp)
     g_out = to_gray_u8(out)
@@ -113,11 +116,6 @@ def fidelity_scores(input_rgb: np.ndarray, output_rgb: np.ndarray, device: str =
     Raises:
         ValueError: NaN/inf values, wrong shape/dtype, or values outside [0, 1].
     """
-    from .cw_ssim import cw_ssim
-    from .dists import default_net, dists
-    from .gmsd import gmsd
-    from .ssim import ssim
-
     g_in, g_match, extra = matched_gray_pair(input_rgb, output_rgb)
     x = _as_tensor(g_match, device)  # distorted
     y = _as_tensor(g_in, device)  # reference

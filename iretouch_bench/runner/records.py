@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 
 def _json_default(obj: Any):
-    import numpy as np
-
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

@@ -12,17 +12,19 @@ writer, vocabulary or measure never serves stale text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from scipy.optimize import least_squares
 
 from ..core.atomic import cache_dir, write_json_atomic
 from ..core.fingerprint import code_fingerprint
 from ..core.images import read_image
 from ..core.resize import block_mean, resize
-from ..vocab.attributes import AttributeMatch, measure_image
+from ..vocab.attributes import ATTRIBUTE_EFFECTS, AttributeMatch, measure_image
 from .finishing import PARAM_RANGES, FinishingParams, _apply_global
 from .instructions import InstructionError, op_level, write_instruction
 
@@ -70,8 +72,6 @@ def fit_finishing(source: np.ndarray, target: np.ndarray, mask: np.ndarray | Non
     Returns:
         FinishingParams with only FIT_OPS set.
     """
-    from scipy.optimize import least_squares
-
     src, tgt = block_mean(source, FIT_LONG_SIDE), block_mean(target, FIT_LONG_SIDE)
     w = np.ones(src.shape[:2], np.float32) if mask is None else np.clip(block_mean(mask, FIT_LONG_SIDE), 0, 1)
     sw = np.sqrt(w / max(float(w.mean()), 1e-6))[..., None]
@@ -119,7 +119,6 @@ def change_intents(
        expected way by at least :data:`AGREE_MIN` for every measure of its
        ``ATTRIBUTE_EFFECTS`` row.
     """
-    from ..vocab.attributes import ATTRIBUTE_EFFECTS
     fitted = fit_finishing(source, target, mask)
     small = block_mean(source, FIT_LONG_SIDE)
     cands = []
@@ -195,8 +194,6 @@ def describe_files(source: Path, target: Path, source_sha256: str, target_sha256
     Raises:
         ImageReadError: a file cannot be decoded.
     """
-    import hashlib
-
     key = hashlib.sha256(f"{source_sha256}:{target_sha256}:{describer_fingerprint()}".encode()).hexdigest()
     cache_file = cache_dir("instructions", "ppr10k") / f"{key}.json"
     if cache_file.is_file():

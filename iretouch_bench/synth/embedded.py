@@ -24,15 +24,19 @@ timestamps): two builds give byte-identical files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import uuid
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from ..core.atomic import cache_dir
 from ..core.fingerprint import code_fingerprint
 from ..core.images import write_image
 from .finishing import STYLE_PRESETS
@@ -69,9 +73,6 @@ def builder_fingerprint() -> str:
     not complete for this code and is rebuilt, so a run never scores a stale dataset under the
     current code's name.
     """
-    import hashlib
-    from importlib import metadata
-
     h = hashlib.sha256()
     # every suite module the builder imports, followed transitively (core.fingerprint)
     h.update(code_fingerprint(__name__).encode() + b"\0")
@@ -87,8 +88,6 @@ def builder_fingerprint() -> str:
 def default_root() -> Path:
     """``<cache>/datasets/embedded-v1`` (cache: ``$IRETOUCH_BENCH_CACHE`` or the platform
     user cache; the folder itself is created only by a build)."""
-    from ..core.atomic import cache_dir
-
     return cache_dir("datasets") / f"{EMBEDDED_NAME}-{EMBEDDED_VERSION}"
 
 
@@ -116,8 +115,6 @@ def is_complete(root: Path) -> bool:
 
 
 def _write_mask(path: Path, mask: np.ndarray) -> None:
-    from PIL import Image
-
     arr = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr, mode="L").save(path, format="PNG")

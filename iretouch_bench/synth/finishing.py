@@ -53,10 +53,12 @@ every operation on (a plain copy of the image takes 25 ms).
 from __future__ import annotations
 
 import math
+from colorsys import hsv_to_rgb
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
 from ..vocab.regions import _smooth, luma, render_mask
 
@@ -347,8 +349,6 @@ def _op_gamma(img: np.ndarray, g: float) -> np.ndarray:
 
 
 def _op_curve(img: np.ndarray, ys: tuple[float, ...]) -> np.ndarray:
-    from scipy.interpolate import PchipInterpolator  # monotone: no overshoot between knots
-
     curve = PchipInterpolator(_CURVE_X, np.asarray(ys, dtype=np.float64))
     return _lut_apply(img, curve)
 
@@ -412,8 +412,6 @@ def _from_opp(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
 
 def _band_angles() -> dict[str, float]:
     """Opponent-plane angle (radians) of each band's pure hue (HSV hue h, S = V = 1)."""
-    from colorsys import hsv_to_rgb
-
     out = {}
     for band, h in HSL_BANDS.items():
         rgb = np.array(hsv_to_rgb(h / 360.0, 1.0, 1.0), dtype=np.float32)[None, None, :]
@@ -456,8 +454,6 @@ def _op_hsl(img: np.ndarray, hsl: dict[str, tuple[float, float, float]]) -> np.n
 
 def _hue_vector(hue_deg: float) -> np.ndarray:
     """Unit chroma direction (cb, cr) of HSV hue ``hue_deg`` (S = V = 1)."""
-    from colorsys import hsv_to_rgb
-
     rgb = np.array(hsv_to_rgb((hue_deg % 360.0) / 360.0, 1.0, 1.0), dtype=np.float32)[None, None, :]
     _, cb, cr = _to_opp(rgb)
     v = np.array([cb[0, 0], cr[0, 0]], dtype=np.float64)

@@ -36,6 +36,8 @@ class PhotoInfo:
     face: tuple[float, float, float, float] | None = None
 
 
+# The loaders below import their package on first use: building the list of photos (the embedded
+# builder's fingerprint, `data list`) must not pay for importing scikit-learn and matplotlib.
 def _skimage(fn: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         import skimage.data
@@ -140,6 +142,7 @@ def load_photo(name: str, max_side: int | None = None) -> np.ndarray:
 def find_face(photo: np.ndarray) -> tuple[float, float, float, float] | None:
     """Largest frontal face found by scikit-image's LBP cascade, as (cx, cy, rx, ry) fractions
     of width/height, or None."""
+    # lazy, like the loaders above
     import skimage.data
     from skimage.feature import Cascade
 

@@ -30,6 +30,8 @@ given (pixels whose mask value is >= 0.5).
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
+from skimage.color import rgb2lab
 
 from ..core.resize import resize, shrink_to
 
@@ -75,8 +77,6 @@ def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB float ``[H, W, 3]`` in [0, 1] -> CIELAB float32 ``[H, W, 3]`` (L* 0-100, a*, b*), D65."""
-    from skimage.color import rgb2lab
-
     return rgb2lab(np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0)).astype(np.float32)
 
 
@@ -97,8 +97,6 @@ def lab_measures(lab: np.ndarray, region: np.ndarray | None = None,
         ``{measure: value}`` in CIELAB units, or ``None`` when the region has fewer than
         ``min_pixels`` pixels (default :data:`MIN_REGION_PIXELS`).
     """
-    from scipy import ndimage
-
     L, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
     sel = np.ones(L.shape, bool) if region is None else (np.asarray(region) >= 0.5)
     if int(sel.sum()) < max(1, min_pixels):

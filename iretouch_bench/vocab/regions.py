@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 __all__ = [
     "MASK_KINDS",
@@ -116,8 +117,6 @@ def luminance_range(image: np.ndarray, low: float = 0.0, high: float = 0.35, fea
 
 def _smooth(m: np.ndarray, sigma_rel: float) -> np.ndarray:
     """Gaussian smoothing with sigma = ``sigma_rel`` * long side, via downsample-blur-upsample."""
-    from scipy import ndimage
-
     h, w = m.shape
     sigma = sigma_rel * max(h, w)
     # Downsample so sigma is ~4 px: the blur then costs O(H*W) whatever the resolution.

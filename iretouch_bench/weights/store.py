@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.torch import load_file, save_file
 
 from ..core.atomic import atomic_path
 
 
 def save_safetensors(tensors: dict[str, Any], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
     """Atomically write ``tensors`` (torch tensors) to ``path`` as safetensors."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
@@ -24,8 +23,6 @@ def save_safetensors(tensors: dict[str, Any], path: str | os.PathLike, metadata:
 
 
 def load_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict[str, Any]:
-    from safetensors.torch import load_file
-
     return load_file(str(path), device=device)
 
 

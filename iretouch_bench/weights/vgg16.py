@@ -31,6 +31,7 @@ its source and a sha256 of its tensor contents, which is re-checked on every loa
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import os
 import socket
@@ -42,9 +43,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
-from ..core.errors import WeightsError
 from ..core.atomic import cache_dir
+from ..core.errors import WeightsError
 from ..core.hashing import sha256_bytes, sha256_file
 from . import store
 from .registry import WeightSet
@@ -164,8 +166,6 @@ def _alpha_beta_from_bytes(data: bytes, origin: str) -> dict[str, torch.Tensor]:
 
 
 def _find_alpha_beta(allow_download: bool) -> tuple[dict[str, torch.Tensor], str]:
-    import importlib.util
-
     spec = importlib.util.find_spec("DISTS_pytorch")
     if spec is not None and spec.submodule_search_locations:
         for loc in spec.submodule_search_locations:
@@ -207,6 +207,7 @@ def _torchvision_download() -> dict[str, torch.Tensor] | None:
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)  # a blackholed network must not hang scoring
     try:
+        # lazy: torchvision.models takes ~3 s to import and only this (online) route needs it
         from torchvision.models import VGG16_Weights
 
         VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
@@ -291,8 +292,6 @@ def _resolve_vgg(path: Path | None, allow_download: bool) -> tuple[dict[str, tor
 
 
 def _load_verified(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
@@ -327,8 +326,6 @@ def status() -> dict:
     out = converted_path()
     if out.is_file():
         try:
-            from safetensors import safe_open
-
             with safe_open(str(out), framework="pt") as f:
                 meta = dict(f.metadata() or {})
             return {"ready": True, "path": str(out), "source": meta.get("vgg16_source"),
