@@ -100,3 +100,68 @@ def estimate_judge_cost(config: RunConfig) -> dict:
     judge = make_run_judge(config)
     est = judge.estimate(n)
     return {"dataset": ds.name, "n_samples": n, "judge": config.judge, **est}
+
+
+# --------------------------------------------------------------------------- results (reporting layer)
+
+
+def leaderboard(runs: list[str | Path], fmt: str = "md", with_published: bool = False,
+                out_path: str | Path | None = None) -> str:
+    """The leaderboard of run folders / result files (none: the shipped submissions + published rows)."""
+    from .reporting.leaderboard import build_boards, render
+
+    return render(build_boards(list(runs), with_published=with_published), fmt, out_path=out_path)
+
+
+def paper_tables(fmt: str = "md", tables: tuple[int, ...] | None = None) -> str:
+    """The paper's Tables 1-3 as published (``md``, ``csv`` or ``latex``)."""
+    from .reporting.paper_tables import render_paper_tables
+
+    return render_paper_tables(fmt, tables)
+
+
+def submit(run_dir: str | Path, out_dir: str | Path = "leaderboard/submissions", generated_by: str | None = None,
+           scored_by: str | None = None) -> Path:
+    """Check a run folder and write its submission file (raises listing every problem)."""
+    from .reporting.submit import submit as _submit
+
+    return _submit(run_dir, out_dir, generated_by, scored_by)
+
+
+def compare(run_a: str | Path, run_b: str | Path, fmt: str = "md") -> str:
+    """Paired per-metric differences of two runs on their shared ids (``md`` or ``json``)."""
+    from .reporting.compare import compare_runs, render_compare
+
+    return render_compare(compare_runs(run_a, run_b), fmt)
+
+
+def report(runs: list[str | Path], out: str | Path, **options) -> Path:
+    """A self-contained HTML report of run folders and sweep folders."""
+    from .reporting.report import write_report
+
+    return write_report([Path(r) for r in runs], Path(out), **options)
+
+
+def sweep(model: str, strengths: tuple[float, ...], *, dataset: str = "embedded", judge: str = "offline",
+          limit: int | None = None, out: str | Path | None = None, device: str = "cpu", weights: str | None = None,
+          metrics: tuple[str, ...] = SAMPLE_KEYS, progress: bool = True, log=print) -> tuple[Path, str]:
+    """Run ``model`` at each strength, one run folder each under the sweep folder (rerunning
+    resumes every one), write ``sweep.json`` and return (folder, fidelity-vs-instruction table)."""
+    from .adapters.registry import get_model_class
+    from .core.atomic import write_json_atomic
+    from .core.errors import BenchError
+    from .reporting.sweep import SWEEP_FILE, render_sweep_table, strength_dir
+
+    if not getattr(get_model_class(model), "supports_strength", False):
+        raise BenchError(f"model {model!r} does not honour a strength (supports_strength is false); nothing to sweep")
+    folder = Path(out) if out else Path("runs") / f"sweep-{model}__{dataset.replace(':', '_').replace('/', '_')}"
+    runs = []
+    for s in strengths:
+        run_dir = folder / strength_dir(s)
+        cfg = RunConfig(model=model, dataset=dataset, judge=judge, limit=limit, out=str(run_dir), device=device,
+                        weights=weights, strength=float(s), metrics=metrics)
+        log(f"sweep {model}: strength {s:g} -> {run_dir}")
+        run_benchmark(cfg, progress=progress, log=log)
+        runs.append({"strength": float(s), "run": strength_dir(s)})
+    write_json_atomic(folder / SWEEP_FILE, {"kind": "sweep", "model": model, "dataset": dataset, "runs": runs})
+    return folder, render_sweep_table(folder)

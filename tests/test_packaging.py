@@ -39,6 +39,7 @@ SOURCE_ROOTS = {
     "models": "iretouch_bench.models",
     "training": "iretouch_bench.training",
     "baselines": "iretouch_bench.baselines",
+    "leaderboard": "iretouch_bench.leaderboard",  # data package: published tables, submissions, schema
 }
 GENERIC_NAMES = ("models", "baselines", "training")
 SHIPPED_WEIGHTS = Path("iretouch_bench") / "models" / "weights" / "ours_small.safetensors"

@@ -58,7 +58,16 @@ def _series(result: Any) -> list[tuple[str, float | None]]:
 
 
 def plot_latency(results_by_model: dict[str, dict], path: str | os.PathLike, title: str | None = None) -> Path:
-    """Latency vs resolution, one line per model; writes a PNG to ``path`` and returns it.
+    """Latency vs resolution, one line per model (:func:`latency_figure`); writes a PNG to ``path``."""
+    fig = latency_figure(results_by_model, title)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def latency_figure(results_by_model: dict[str, dict], title: str | None = None) -> Figure:
+    """Latency vs resolution, one line per model, as a matplotlib Figure (PNG file or inline SVG).
 
     x: megapixels of each size (ticks labelled with the size names), y: median seconds on a
     log axis. Sizes a model could not run are left out of its line and listed in the legend.
@@ -98,7 +107,4 @@ def plot_latency(results_by_model: dict[str, dict], path: str | os.PathLike, tit
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return fig

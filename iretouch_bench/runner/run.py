@@ -31,10 +31,11 @@ from .score import score
 from .summary import summarise
 from .config import RunConfig, check_compatible, default_run_dir
 from ..core.provenance import now_iso
-from ..core.atomic import write_json_atomic
+from ..core.atomic import write_json_atomic, write_text_atomic
 from .records import RecordWriter, read_all, shard_suffix
 
 SAMPLES_STEM = "samples"
+from .result import build_result, dumps as result_dumps
 GENERATE_STEM = "generate"
 
 
@@ -222,4 +223,7 @@ def aggregate(run_dir: Path, model_name: str | None = None, dataset_name: str | 
                       "dataset_hash": info["dataset"]["content_hash"], "device": info["config"]["device"],
                       "judge": info.get("judge"), "run_json": "run.json"}
     write_json_atomic(run_dir / "summary.json", summary)
-    return RunResult(run_dir=run_dir, summary=summary, n_failed=summary["n_failed"])
+    # result.json: the versioned, validated result leaderboards and submissions read (runner/result.py)
+    write_text_atomic(run_dir / "result.json", result_dumps(build_result(run_dir, info, summary, list(final.values()))))
+    return RunResult(run_dir=run_dir, summary=summary, n_failed=summary["n_failed"],
+                     n_refused=summary.get("n_refused", 0))

@@ -4,6 +4,8 @@ Means are arithmetic over the samples where a metric was computed; the count of 
 samples and the reasons for the others are kept next to each mean, so a mean over 3 of
 40 samples can never pass for a mean over 40. O is averaged per sample (the paper's
 dataset mean of sqrt(SC*PQ)), not recomputed from mean SC and mean PQ.
+Each mean carries its 95% bootstrap interval (``ci``: seeded; method, seed and resamples
+recorded with it; :mod:`.stats`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import Counter, defaultdict
 from typing import Any, Iterable
 
 from ..metrics.keys import JUDGE_KEYS, SAMPLE_KEYS
+from .stats import bootstrap_mean_ci
 
 
 def _provenance(record: dict[str, Any], key: str) -> str | None:
@@ -43,8 +46,9 @@ def _stats(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
         return {"mean": None, "n": 0, "n_null": sum(reasons.values()), "null_reasons": dict(reasons)}
     mean = math.fsum(vals) / len(vals)
     var = math.fsum((v - mean) ** 2 for v in vals) / (len(vals) - 1) if len(vals) > 1 else 0.0
+    # the 95% interval of the mean (seeded bootstrap; method, seed and iterations stored with it)
     return {"mean": mean, "std": math.sqrt(var), "n": len(vals), "n_null": sum(reasons.values()),
-            "null_reasons": dict(reasons)}
+            "null_reasons": dict(reasons), "ci": bootstrap_mean_ci(vals)}
 
 
 def summarise(records: Iterable[dict[str, Any]], expected: int | None = None) -> dict[str, Any]:
