@@ -123,13 +123,13 @@ class ApiEditor(RetouchModel):
         self.base_url_source = ("model arg base_url" if options.get("base_url") else
                                 next((f"${v}" for v in self.BASE_URL_ENV if os.environ.get(v)), "default"))
         self.timeout_s = self._opt("timeout_s", float, self.DEFAULT_TIMEOUT_S, minimum=0.001)
-        sleep = options.get("sleep") or time.sleep
+        sleep = options["sleep"] if options.get("sleep") is not None else time.sleep
         self.policy = RetryPolicy(
             max_retries=self._opt("max_retries", int, 4, minimum=0),
             backoff_base_s=self._opt("backoff_base_s", float, 2.0, minimum=0.0),
             backoff_cap_s=self._opt("backoff_cap_s", float, 60.0, minimum=0.0),
             retry_after_cap_s=self._opt("retry_after_cap_s", float, 120.0, minimum=0.0),
-            sleep=sleep, rng=options.get("rng") or random.Random())
+            sleep=sleep, rng=options["rng"] if options.get("rng") is not None else random.Random())
         rpm = self._opt("requests_per_minute", float, None, minimum=1e-9)
         self.rate_limiter = RateLimiter(rpm, sleep=sleep)
         self.ledger = BudgetLedger(self._opt("budget_usd", float, None, minimum=0.0))

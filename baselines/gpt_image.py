@@ -210,7 +210,10 @@ class GptImageModel(ApiEditor):
         if openai is not None and isinstance(err, openai.APIStatusError):
             code = getattr(err, "code", None)
             param = getattr(err, "param", None)
-            message = one_line(getattr(err, "message", str(err)), 300)
+            body = err.body if isinstance(err.body, dict) else {}
+            inner = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+            # the API's own message (err.message prefixes "Error code: 400 - ")
+            message = one_line(inner.get("message") or getattr(err, "message", str(err)), 300)
             if code in MODERATION_CODES:
                 return Outcome.ok(Answer(refusal=f"moderated: {message}",
                                          meta={"request_id": err.response.headers.get("x-request-id")},
