@@ -12,6 +12,8 @@ class IdentityModel(RetouchModel):
     description = "Returns the input unchanged (lower bound; perfect fidelity, no edit)."
     supports_strength = True
     supports_mask = True
+    license = "Apache-2.0 (part of this suite)"
+    paper_row = None  # not in the paper's Table 1: the floor, shown beside it
 
     def retouch(self, image, instruction, *, mask=None, strength=1.0):
         return np.array(image, dtype=np.float32, copy=True)

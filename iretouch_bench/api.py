@@ -25,7 +25,7 @@ from .runner.run import RunResult
 from .runner.scoring import PairScores
 
 __all__ = [
-    "RunConfig", "RunResult", "aggregate", "estimate_judge_cost", "load_dataset", "load_model",
+    "RunConfig", "RunResult", "aggregate", "estimate_judge_cost", "estimate_run_cost", "load_dataset", "load_model",
     "read_image", "run_benchmark", "score_files", "score_pair", "slice_apply", "write_image",
 ]
 
@@ -100,6 +100,13 @@ def estimate_judge_cost(config: RunConfig) -> dict:
     judge = make_run_judge(config)
     est = judge.estimate(n)
     return {"dataset": ds.name, "n_samples": n, "judge": config.judge, **est}
+
+
+def estimate_run_cost(config: RunConfig) -> dict:
+    """``run --dry-run``: the judge's calls and cost (top-level keys, as :func:`estimate_judge_cost`)
+    and under ``"model"`` the model calls still needed (outputs cached or already in the run
+    folder excluded) and their rough cost in USD."""
+    return {**estimate_judge_cost(config), "model": _run.estimate_model_cost(config)}
 
 
 # --------------------------------------------------------------------------- results (reporting layer)

@@ -18,13 +18,34 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SAMPLES_FAILED = 0, 1, 2, 3
 
 RUN_EPILOG = """\b
 Exit codes:
-  0  every selected sample was generated and scored
+  0  every selected sample was generated and scored, or refused by the model:
+     a refusal (moderation, safety filter, an answer without an image) is the
+     model's answer, recorded with status refused and its reason, never
+     scored, counted apart in the summary (n_refused) and the table notes,
+     and said on stderr; rerunning repeats it (from the cache), so it is not
+     an error to retry
   3  the run finished but some samples failed (each recorded with its reason
-     in samples*.jsonl; the others are scored and in the table)
-  1  an error stopped the run (bad dataset, model or option); finished
+     in samples*.jsonl; the others are scored and in the table); failures
+     decide the code even when other samples were refused
+  1  an error stopped the run (bad dataset, model or option, a missing key,
+     or --model-budget reached before every sample was made); finished
      samples stay in the run folder and rerunning the command resumes
   2  usage error
 """
+
+
+def _model_args(value: str | None) -> dict:
+    from .runner.config import parse_model_args
+
+    try:
+        return parse_model_args(value)
+    except BenchError as err:
+        raise click.BadParameter(str(err), param_hint="--model-args") from None
+
+
+MODEL_HELP = "Model name (see `iretouch-bench models list`) or a file plug-in PATH.py:ClassName."
+MODEL_ARGS_HELP = ("Adapter options key=value,... (values read as int, float, true/false or text), e.g. "
+                   "model=gpt-image-1,quality=high. Recorded in run.json; part of the resume guard.")
 
 
 def _parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -66,7 +87,15 @@ def cli() -> None:
 
 
 @cli.command(epilog=RUN_EPILOG)
-@click.option("--model", required=True, help="Model name (see `iretouch-bench models list`).")
+@click.option("--model", required=True, help=MODEL_HELP)
+@click.option("--model-args", "model_args", default=None, help=MODEL_ARGS_HELP)
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Run seed; each sample's seed derives from it and the sample id (recorded; resume guard).")
+@click.option("--model-budget", default=None, type=click.FloatRange(0),
+              help="API editors: stop before spending more than USD on model calls.")
+@click.option("--model-cache", default="use", show_default=True, type=click.Choice(["use", "refresh", "off"]),
+              help="API editors' output cache (a rerun makes no paid call).")
+@click.option("--model-cache-dir", default=None, help="Model output cache (default: the user cache).")
 @click.option("--dataset", "dataset", default="embedded", show_default=True,
               help="embedded | iretouch:PATH | ppr10k:PATH | hf:PATH")
 @click.option("--judge", default="offline", show_default=True, help="offline | openai:MODEL | none")
@@ -81,7 +110,8 @@ def cli() -> None:
 @click.option("--judge-timeout", default=120.0, show_default=True, type=float, help="Seconds per judge request.")
 @click.option("--judge-retries", default=5, show_default=True, type=click.IntRange(0), help="Retries per judge call.")
 @click.option("--judge-cache-dir", default=None, help="Judge answer cache (default: the user cache).")
-@click.option("--dry-run", is_flag=True, help="Say how many judge calls the run needs and their rough cost; run nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Say how many model and judge calls the run needs and their rough cost; run nothing.")
 @click.option("--limit", default=None, type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--out", default=None, help="Run folder (default: runs/<model>__<dataset>; rerun resumes it).")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
@@ -98,7 +128,7 @@ def cli() -> None:
 @click.option("--metrics", "metrics", default=None, help=METRICS_HELP)
 @click.option("--skip", "skip", default=None, help="Metric groups or keys to leave out, e.g. dists.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency,
+def run(model, model_args, seed, model_budget, model_cache, model_cache_dir, dataset, judge, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency,
         judge_rpm, judge_max_side, judge_timeout, judge_retries, judge_cache_dir, dry_run, limit, out, device, weights,
         strength, identity, face_weights, expert, split, shard, latency, resolutions, metrics, skip, quiet) -> None:
     """Run MODEL on a dataset, score it and print the results table."""
@@ -111,14 +141,22 @@ def run(model, dataset, judge, judge_base_url, judge_samples, judge_cache, judge
                        judge_cache=judge_cache, judge_budget=judge_budget, judge_concurrency=judge_concurrency,
                        judge_rpm=judge_rpm, judge_max_side=judge_max_side, judge_timeout=judge_timeout,
                        judge_retries=judge_retries, judge_cache_dir=judge_cache_dir,
-                       latency=latency, resolutions=_resolutions(resolutions), metrics=_metrics(metrics, skip))
+                       latency=latency, resolutions=_resolutions(resolutions), metrics=_metrics(metrics, skip),
+                       model_args=_model_args(model_args), seed=seed, model_budget=model_budget,
+                       model_cache=model_cache, model_cache_dir=model_cache_dir)
     if dry_run:
-        est = api.estimate_judge_cost(config)
+        est = api.estimate_run_cost(config)
         click.echo(json.dumps(est, indent=2))
         return
     result = api.run_benchmark(config, progress=not quiet)
     click.echo(result.table)
     click.echo(f"results: {result.run_dir}")
+    if result.n_refused:
+        click.echo(f"{result.n_refused} sample(s) refused by the model (not scored, counted apart); "
+                   f"see the table notes", err=True)
+    if result.stopped:
+        click.echo(f"error: {result.stopped}", err=True)
+        sys.exit(EXIT_ERROR)
     if result.n_failed:
         click.echo(f"{result.n_failed} sample(s) failed; see {result.run_dir}/samples*.jsonl", err=True)
         sys.exit(EXIT_SAMPLES_FAILED)
@@ -166,7 +204,8 @@ def score(input_path, output_path, target_path, instruction, identity, face_weig
 
 
 @cli.command()
-@click.option("--model", required=True)
+@click.option("--model", required=True, help=MODEL_HELP)
+@click.option("--model-args", "model_args", default=None, help=MODEL_ARGS_HELP)
 @click.option("--resolutions", default="720p,1k,2k,4k", show_default=True)
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=1, show_default=True, type=click.IntRange(0))
@@ -175,16 +214,19 @@ def score(input_path, output_path, target_path, instruction, identity, face_weig
 @click.option("--instruction", default="Brighten the image a little", show_default=True)
 @click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Write a latency-vs-resolution PNG.")
 @click.option("--json", "as_json", is_flag=True)
-def latency(model, resolutions, repeats, warmup, device, weights, instruction, plot, as_json) -> None:
+def latency(model, model_args, resolutions, repeats, warmup, device, weights, instruction, plot, as_json) -> None:
     """Measure end-to-end latency of MODEL at each resolution (median of N repeats)."""
     from .reporting.latency import format_table, plot_latency
     from .runner.latency import measure_latency, parse_resolutions
     from .adapters.registry import create_model
 
-    m = create_model(model, device=device, weights=weights)
+    options = _model_args(model_args)
+    m = create_model(model, device=device, weights=weights, **options)
+    m.preflight()
     m.ensure_loaded()
     result = measure_latency(m, parse_resolutions(resolutions), repeats=repeats, warmup=warmup, device=device,
                              instruction=instruction)
+    result["model_args"] = options
     if plot:
         plot_latency({model: result}, plot)
     if as_json:
@@ -234,17 +276,22 @@ def models() -> None:
 
 
 @models.command("list")
-def models_list() -> None:
-    """Built-in models and installed plug-ins."""
-    from .adapters.registry import available_models, get_model_class
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per model).")
+def models_list(as_json) -> None:
+    """Built-in models and installed plug-ins: kind, status (ready, or what is missing: weights,
+    the key in $VAR, a GPU, a package), license, and the row of the paper's Table 1."""
+    from .adapters.registry import list_models
 
-    for name in available_models():
-        try:
-            cls = get_model_class(name)
-            needs = ", ".join(cls.requires) or "-"
-            click.echo(f"{name:16s} {cls.kind:5s} needs: {needs:24s} {cls.description}")
-        except BenchError as err:
-            click.echo(f"{name:16s} (unavailable: {err})")
+    rows = list_models()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    head = ("model", "kind", "status", "license", "Table 1 row", "description")
+    table = [head] + [(r["name"], r["kind"], r["status"], r["license"] or "-", r["paper_row"] or "-",
+                       r["description"]) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(head) - 1)]
+    for row in table:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
 
 
 @cli.group()

@@ -38,7 +38,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -91,7 +91,10 @@ class RetouchResult:
 
 
 class RetouchModel(ABC):
-    """Base class of every adapter (see the module docstring for the contract)."""
+    """Base class of every adapter (see the module docstring for the contract).
+
+    A subclass implements :meth:`retouch` (simple models) or :meth:`run` (editors with
+    seeds, refusals and meta), or both."""
 
     #: registry name, e.g. ``"ours"``
     name: ClassVar[str] = ""
@@ -131,7 +134,6 @@ class RetouchModel(ABC):
             self.load()
             self._loaded = True
 
-    @abstractmethod
     def retouch(
         self,
         image: np.ndarray,
@@ -140,10 +142,22 @@ class RetouchModel(ABC):
         mask: np.ndarray | None = None,
         strength: float = 1.0,
     ) -> np.ndarray:
-        """Edit ``image`` (float32 ``[H, W, 3]`` in [0, 1]) as ``instruction`` says."""
+        """Edit ``image`` (float32 ``[H, W, 3]`` in [0, 1]) as ``instruction`` says.
+
+        An adapter implements this or :meth:`run`. For one that implements only :meth:`run`,
+        this calls it (seed None) and raises :class:`ModelError` on a refusal, so the simple
+        callers (latency, sweeps, notebooks) work with every adapter."""
+        if type(self).run is RetouchModel.run:
+            raise NotImplementedError(f"{type(self).__qualname__}: implement retouch() or run()")
+        result = self.run(RetouchRequest(image=image, instruction=instruction, mask=mask, strength=strength))
+        if result.status != STATUS_OK or result.image is None:
+            raise ModelError(f"model '{self.name}' refused: {result.reason or 'no reason given'}")
+        return result.image
 
     def run(self, request: RetouchRequest) -> RetouchResult:
         """One request -> one result. Default: :meth:`retouch`, timed as ``meta.timing.generate_s``."""
+        if type(self).retouch is RetouchModel.retouch:
+            raise NotImplementedError(f"{type(self).__qualname__}: implement retouch() or run()")
         t0 = time.perf_counter()
         out = self.retouch(request.image, request.instruction, mask=request.mask, strength=request.strength)
         return RetouchResult(image=out, meta={"timing": {"generate_s": time.perf_counter() - t0}})
@@ -194,6 +208,15 @@ class RetouchModel(ABC):
         API adapters add the model id and snapshot; the output cache key includes all of it."""
         return {"name": self.name, "class": f"{type(self).__module__}.{type(self).__qualname__}",
                 "weights": self.weights, "device": self.device, "options": dict(self.options)}
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What, besides the request, decides this model's output: part of the output-cache key
+        of API models (``kind == "api"``). Default: :meth:`info` without the device. An API adapter
+        makes sure the model id (and a pinned snapshot) is in it, and may drop options that
+        cannot change an answer (timeouts, retries)."""
+        ident = dict(self.info())
+        ident.pop("device", None)
+        return ident
 
     def close(self) -> None:
         """Release resources (GPU memory, HTTP sessions)."""

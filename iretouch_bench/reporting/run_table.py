@@ -53,6 +53,11 @@ def render_table(summary: dict[str, Any], model: str, dataset: str, latency: dic
             notes.append(f"  - `{sid}`: {why}")
         if len(failed) > MAX_FAILED_LISTED:
             notes.append(f"  - ... and {len(failed) - MAX_FAILED_LISTED} more")
+    if summary.get("n_refused"):
+        reasons = sorted(summary.get("refused_reasons", {}).items(), key=lambda x: -x[1])
+        top = "; ".join(f"{r} ({c})" for r, c in reasons[:3]) + (" ..." if len(reasons) > 3 else "")
+        notes.append(f"- {summary['n_refused']} sample(s) refused by the model (not scored, not counted as "
+                     f"failed; records in `samples*.jsonl`, status refused): {top}")
     for k in keys:
         st = summary["metrics"][k]
         if st["n_null"]:

@@ -8,6 +8,7 @@ one-line message rather than silently mixing two configurations in one table.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from ..core.errors import BenchError
 from ..metrics.keys import SAMPLE_KEYS
 
 #: Config fields that change outputs or scores: a resumed run must agree on these.
-RESULT_KEYS = ("model", "weights", "strength", "dataset_hash", "judge", "judge_samples", "identity",
+RESULT_KEYS = ("model", "model_args", "seed", "weights", "strength", "dataset_hash", "judge", "judge_samples", "identity",
                "face_weights", "expert", "split", "device", "metrics", "judge_endpoint", "judge_max_side",
                "suite_version", "fidelity_protocol", "vocab_version")
 
@@ -32,6 +33,15 @@ class RunConfig:
     out: str | None = None
     device: str = "cpu"
     weights: str | None = None
+    #: ``--model-args key=value,...`` (parsed by :func:`parse_model_args`), the adapter's constructor options
+    model_args: dict[str, Any] = field(default_factory=dict)
+    #: run seed; each sample's seed is derived from it and the sample id (runner.generate.sample_seed)
+    seed: int = 0
+    #: API editors: stop generating before spending more than this many USD (None: no limit)
+    model_budget: float | None = None
+    #: API editors' output cache: use | refresh (call again, overwrite) | off
+    model_cache: str = "use"
+    model_cache_dir: str | None = None  # default: the user cache's model-outputs/ folder
     strength: float = 1.0
     identity: str = "auto"  # auto | on | off
     face_weights: str | None = None  # auto | vggface2 | casia-webface | PATH
@@ -67,6 +77,52 @@ class RunConfig:
         d["resolutions"] = list(self.resolutions)
         d["metrics"] = list(self.metrics)
         return d
+
+
+def _parse_value(text: str) -> Any:
+    """lm-evaluation-harness's rule: ``true``/``false`` -> bool, then int, then float, else the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if math.isfinite(value) else text  # "nan"/"inf" are not JSON: kept as text
+
+
+#: option names that would carry a credential; keys come from the environment only, never
+#: from the command line (which lands in run.json, shell history and process lists)
+_SECRET_ARG = re.compile(r"(^|_)(api_?key|key|secret|password|token)$", re.IGNORECASE)
+
+
+def parse_model_args(text: str | None) -> dict[str, Any]:
+    """``"quality=high,steps=28,fast=true"`` -> ``{"quality": "high", "steps": 28, "fast": True}``.
+
+    The convention of lm-evaluation-harness's ``--model_args``: comma-separated ``key=value``
+    pairs, values read as bool, int, float or string. A pair without ``=`` is one clear error."""
+    out: dict[str, Any] = {}
+    if not text or not text.strip():
+        return out
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise BenchError(f"--model-args: expected key=value, got {part!r} (in {text!r})")
+        if key in out:
+            raise BenchError(f"--model-args: {key!r} given twice (in {text!r})")
+        if _SECRET_ARG.search(key):
+            raise BenchError(f"--model-args: {key!r} looks like a credential; API keys are read from the "
+                             "environment only (see `iretouch-bench models list` for the variable)")
+        out[key] = _parse_value(value.strip())
+    return out
 
 
 def default_run_dir(model: str, dataset_name: str, root: str | os.PathLike = "runs") -> Path:

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import __version__
-from ..adapters.registry import create_model, get_model_class
+from ..adapters.base import RetouchModel, RetouchRequest
+from ..adapters.registry import create_model, get_model_class, model_source
 from ..core.errors import BenchError
 from ..core.hashing import sha256_file
 from ..core.provenance import environment, git_revision, package_versions
@@ -25,7 +26,8 @@ from ..metrics.fidelity import PROTOCOL, PROTOCOL_NAME, PROTOCOL_VERSION
 from ..metrics.keys import JUDGE_KEYS
 from ..vocab.attributes import VOCAB_VERSION
 from ..weights import vgg16
-from .generate import generate
+from .generate import ModelBudget, generate, sample_seed
+from .model_cache import OutputCache, cache_key
 from .latency import latency_metrics, measure_latency
 from .score import score
 from .summary import summarise
@@ -46,6 +48,10 @@ class RunResult:
     n_failed: int
     #: the Markdown run table; filled by the reporting layer (``api.run_benchmark``)
     table: str = ""
+    #: samples the model refused (counted apart from failures; never scored)
+    n_refused: int = 0
+    #: why the run stopped before every sample was made (e.g. the model budget), else None
+    stopped: str | None = None
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -91,8 +97,32 @@ def scoring_provenance(config: RunConfig) -> dict[str, Any]:
             "dists_weights": dists, "facenet_weights": face}
 
 
+def make_run_model(config: RunConfig) -> RetouchModel:
+    """The model a run's config asks for, constructed (not loaded) with its ``--model-args``."""
+    return create_model(config.model, device=config.device, weights=config.weights, **config.model_args)
+
+
+def model_cache_and_budget(config: RunConfig, model: RetouchModel) -> tuple[OutputCache | None, ModelBudget | None]:
+    """The output cache and the USD budget of a run: both for API editors only (a local model's
+    call costs nothing and is not worth a disk copy). A budget needs a price per call."""
+    if model.kind != "api":
+        return None, None
+    cache = None if config.model_cache == "off" else OutputCache(config.model_cache_dir, mode=config.model_cache)
+    budget = None
+    if config.model_budget is not None:
+        per_call = model.estimate(1).get("est_cost_usd")
+        if per_call is None:
+            raise BenchError(f"--model-budget: model '{config.model}' gives no price per call, so the budget "
+                             "cannot be kept; drop --model-budget or give the adapter a price")
+        budget = ModelBudget(config.model_budget, float(per_call))
+    return cache, budget
+
+
 def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunResult:
     get_model_class(config.model)  # an unknown model fails before any dataset work
+    model = make_run_model(config)
+    model.preflight()  # a missing key, package or GPU fails now, before any folder or output is made
+    cache, budget = model_cache_and_budget(config, model)
     dataset = load_dataset(config.dataset, expert=config.expert, split=config.split)
     config.dataset_hash = dataset.content_hash
     config.judge_endpoint = _judge_endpoint(config)
@@ -108,7 +138,6 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     (run_dir / "outputs").mkdir(exist_ok=True)
 
     samples = select_samples(dataset.samples, config.limit, config.shard)
-    model = create_model(config.model, device=config.device, weights=config.weights)
     final = read_all(run_dir, SAMPLES_STEM)
     todo = [s for s in samples if s.id not in final]
     if todo and "dists" in config.metrics:
@@ -126,6 +155,9 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
                     "content_hash": dataset.content_hash, "n_samples": len(dataset.samples),
                     "n_selected": len(samples), "card": dataset.card},
         "model": model.info(),
+        "model_source": model_source(config.model),
+        "model_args": dict(config.model_args),
+        "seed": {"run": config.seed, "per_sample": "runner.generate.sample_seed(run seed, sample id)"},
         "judge": judge.info(),
         "versions": package_versions(),
         "git": git_revision(),
@@ -142,7 +174,8 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     if todo:
         with _progress(len(todo), f"generate [{config.model}]", progress) as bar:
             generate(model, todo, run_dir, RecordWriter(run_dir / f"{GENERATE_STEM}{suffix}.jsonl"),
-                     generated, strength=config.strength, progress=bar)
+                     generated, strength=config.strength, progress=bar, seed=config.seed, cache=cache,
+                     budget=budget)
         with _progress(len(todo), "score", progress) as bar:
             score(todo, generated, run_dir, RecordWriter(run_dir / f"{SAMPLES_STEM}{suffix}.jsonl"), final,
                   dataset_name=dataset.name, identity_mode=config.identity, judge=judge,
@@ -155,10 +188,47 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     judge.close()
 
     run_info["judge"] = judge.info()  # now holds the snapshot(s) the API returned
+    run_info["model"] = model.info()  # API adapters add the snapshot(s) they were answered by
+    if budget is not None:
+        run_info["model_budget"] = budget.report()
     run_info["updated"] = now_iso()
     write_json_atomic(run_dir / "run.json", run_info)
-    return aggregate(run_dir, model_name=config.model, dataset_name=dataset.name,
-                     expected=len(select_samples(dataset.samples, config.limit, None)))
+    result = aggregate(run_dir, model_name=config.model, dataset_name=dataset.name,
+                       expected=len(select_samples(dataset.samples, config.limit, None)))
+    if budget is not None and budget.exhausted:
+        result.stopped = (f"model budget reached: spent ${budget.spent:.4f} of ${budget.limit:.4f}; "
+                          f"{len(budget.skipped)} sample(s) not generated; rerun with a larger --model-budget "
+                          "to finish (outputs already paid for come from the cache)")
+    return result
+
+
+def estimate_model_cost(config: RunConfig) -> dict[str, Any]:
+    """For ``run --dry-run``: the model calls the run still needs and their rough cost.
+
+    Samples with a generate record in the run folder and, for API editors, requests already in
+    the output cache need no call. Reads the inputs (to key the cache); makes no call and no folder."""
+    model = make_run_model(config)
+    dataset = load_dataset(config.dataset, expert=config.expert, split=config.split)
+    samples = select_samples(dataset.samples, config.limit, config.shard)
+    run_dir = Path(config.out) if config.out else default_run_dir(config.model, dataset.name)
+    generated = read_all(run_dir, GENERATE_STEM) if run_dir.is_dir() else {}
+    todo = [s for s in samples if s.id not in generated and s.problem is None]
+    cached = 0
+    if model.kind == "api" and config.model_cache == "use":
+        cache = OutputCache(config.model_cache_dir, mode="use")
+        for s in todo:
+            try:
+                req = RetouchRequest(image=s.load_input(), instruction=s.instruction,
+                                     mask=s.load_mask() if s.mask_path is not None else None,
+                                     strength=config.strength, seed=sample_seed(config.seed, s.id), sample_id=s.id)
+            except BenchError:
+                continue  # unreadable: it will fail without a call
+            cached += cache.has(cache_key(model, req))
+    n_calls = len(todo) - cached
+    est = model.estimate(n_calls)
+    return {"model": config.model, "kind": model.kind, "n_samples": len(samples),
+            "already_generated": len(samples) - len(todo), "cached": cached, **est,
+            "budget_usd": config.model_budget}
 
 
 def prepare_weights(log=print) -> None:

@@ -35,7 +35,25 @@ def failed_record(sample: Sample, gen: dict[str, Any], reason: str) -> dict[str,
         "instruction": sample.instruction, "output": gen.get("output"),
         "metrics": {k: None for k in SAMPLE_KEYS},
         "null_reasons": {k: f"sample failed: {reason}" for k in SAMPLE_KEYS},
-        "latency_s": gen.get("latency_s"),
+        "latency_s": gen.get("latency_s"), **_model_fields(gen),
+    }
+
+
+def _model_fields(gen: dict[str, Any]) -> dict[str, Any]:
+    """What the generate record says about the model call (seed, meta, cache) for the final record."""
+    return {k: gen[k] for k in ("seed", "model_meta", "cached") if k in gen}
+
+
+def refused_record(sample: Sample, gen: dict[str, Any]) -> dict[str, Any]:
+    """A sample the model refused: never scored (the input must not stand in for an output),
+    every metric null with the refusal as the reason; counted apart from failures."""
+    reason = gen.get("reason") or "refused without a reason"
+    return {
+        "id": sample.id, "status": "refused", "reason": reason, "error": None, "category": sample.category,
+        "row": sample.row, "instruction": sample.instruction, "output": None,
+        "metrics": {k: None for k in SAMPLE_KEYS},
+        "null_reasons": {k: f"refused by the model: {reason}" for k in SAMPLE_KEYS},
+        "input_size": gen.get("input_size"), "latency_s": gen.get("latency_s"), **_model_fields(gen),
     }
 
 
@@ -52,7 +70,7 @@ def _local_scores(sample: Sample, gen: dict, run_dir: Path, identity: bool, inst
         "id": sample.id, "status": "ok", "error": None, "category": sample.category,
         "instruction": sample.instruction, "output": gen["output"],
         "input_size": gen.get("input_size"), "output_size": gen.get("output_size"),
-        "latency_s": gen.get("latency_s"),
+        "latency_s": gen.get("latency_s"), **_model_fields(gen),
         "metrics": scores.values, "null_reasons": scores.reasons, "details": scores.details,
     }
     return rec, inp, out
@@ -133,6 +151,13 @@ def score(
         gen = generated.get(sample.id)
         if gen is None:
             continue  # not generated (e.g. interrupted before it); the next run does it
+        if gen.get("status") == "refused":
+            rec = refused_record(sample, gen)
+            writer.append(rec)
+            final[sample.id] = rec
+            if progress is not None:
+                progress.update(1)
+            continue
         if gen.get("status") != "ok":
             record_failure(sample, gen, gen.get("error") or "generation failed")
             continue

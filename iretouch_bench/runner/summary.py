@@ -55,7 +55,10 @@ def summarise(records: Iterable[dict[str, Any]], expected: int | None = None) ->
     """Summary of final records: overall, per category, counts of ok/failed/missing."""
     records = sorted(records, key=lambda r: r["id"])
     ok = [r for r in records if r.get("status") == "ok"]
-    failed = [r for r in records if r.get("status") != "ok"]
+    # a refusal (moderation, safety filter, no image) is the model's answer, not a harness failure:
+    # counted apart, never scored, never averaged as if the input were the output
+    refused = [r for r in records if r.get("status") == "refused"]
+    failed = [r for r in records if r.get("status") not in ("ok", "refused")]
     by_cat: dict[str, list] = defaultdict(list)
     for r in ok:
         by_cat[r.get("category") or "uncategorised"].append(r)
@@ -66,6 +69,9 @@ def summarise(records: Iterable[dict[str, Any]], expected: int | None = None) ->
         "n_ok": len(ok),
         "n_failed": len(failed),
         "failed": {r["id"]: r.get("error") for r in failed},
+        "n_refused": len(refused),
+        "refused": {r["id"]: r.get("reason") for r in refused},
+        "refused_reasons": dict(Counter(r.get("reason") or "no reason given" for r in refused)),
         "metrics": {k: _stats(ok, k) for k in SAMPLE_KEYS},
         "by_category": {c: {"n": len(rs), "metrics": {k: _stats(rs, k) for k in SAMPLE_KEYS}}
                         for c, rs in sorted(by_cat.items())},
