@@ -19,6 +19,10 @@ Protocol, step by step (also in :data:`PROTOCOL`, which a run records in ``run.j
    ``ssim`` (:mod:`.ssim`), ``cw_ssim`` (:mod:`.cw_ssim`), ``gmsd`` (:mod:`.gmsd`),
    ``dists`` (:mod:`.dists`, gray repeated to RGB).
 
+This is the ``paper`` protocol, the default. The named variants (``float``, ``dists256``,
+``ssim-downsample``) are defined, with what each changes, in :mod:`.protocols`; pass
+``protocol=`` to :func:`fidelity_scores`.
+
 Identical input and output give exactly ssim 1, cw_ssim 1, gmsd 0, dists 0. A metric that
 cannot be computed (image too small for it, DISTS weights not installed) is ``None`` with
 a reason; NaN/inf pixels raise ``ValueError``.
@@ -36,21 +40,14 @@ from .cw_ssim import cw_ssim
 from .dists import default_net, dists
 from .gmsd import gmsd
 from .keys import FIDELITY_KEYS
+from .protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol
 from .ssim import LUMA_WEIGHTS, ssim
 
-#: Name and version of the protocol below; a run records both, and a change to any step bumps the version.
-PROTOCOL_NAME = "paper"
-PROTOCOL_VERSION = "2"  # 2: wrong-size outputs resized by core.resize.match_size (was torch bicubic)
-
-PROTOCOL = {
-    "resize": "output resized to input size once per sample: core.resize.match_size (Pillow bicubic on float RGB, clip [0,1])",
-    "gray": "BT.601 luma 0.299R+0.587G+0.114B on [0,1], x255, round half-to-even, uint8",
-    "histogram_matching": "skimage.exposure.match_histograms(gray_output, gray_input), rounded half-to-even to uint8",
-    "ssim": "pyiqa 'ssim' convention: 11x11 Gaussian sigma 1.5, valid, no downsampling, cs clamped at 0",
-    "cw_ssim": "4 levels, 8 orientations, K=0, guard 0, coarsest level (official cwssim_index.m)",
-    "gmsd": "official GMSD.m: 2x2 average + subsample, Prewitt, T=170, std (N-1)",
-    "dists": "official DISTS (VGG16 IMAGENET1K_V1 + L2 pooling, official alpha/beta), float32 convs",
-}
+#: Name and version of the default (``paper``) protocol; a run records both, and a change to any
+#: step bumps the version (the definitions live in :mod:`.protocols`).
+PROTOCOL_NAME = PROTOCOLS[DEFAULT_PROTOCOL].name
+PROTOCOL_VERSION = PROTOCOLS[DEFAULT_PROTOCOL].version
+PROTOCOL = dict(PROTOCOLS[DEFAULT_PROTOCOL].steps)
 
 
 def _check_image(a: np.ndarray, what: str) -> np.ndarray:
@@ -74,8 +71,18 @@ def to_gray_u8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
 
 
-def matched_gray_pair(input_rgb: np.ndarray, output_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Steps 1-3: (gray input uint8, histogram-matched gray output uint8, extra)."""
+def to_gray_float(rgb: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` float in [0, 1] -> ``[H, W]`` float64 BT.601 luma in [0, 1], not rounded (``float``)."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    return LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+
+
+def matched_gray_pair(input_rgb: np.ndarray, output_rgb: np.ndarray,
+                      protocol: str | Protocol | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Steps 1-3: (gray input, histogram-matched gray output, extra).
+
+    uint8 levels for the 8-bit protocols; float64 in [0, 1] for ``float`` (no rounding)."""
+    proto = get_protocol(protocol)
     inp = _check_image(input_rgb, "input")
     out = _check_image(output_rgb, "output")
     in_size = [int(inp.shape[0]), int(inp.shape[1])]
@@ -85,6 +92,10 @@ def matched_gray_pair(input_rgb: np.ndarray, output_rgb: np.ndarray) -> tuple[np
         out, note = match_size(out, tuple(in_size))
         extra["resize_method"] = note["rule"]
 
+    if proto.float_gray:
+        g_in = to_gray_float(inp)
+        g_match = np.clip(match_histograms(to_gray_float(out), g_in), 0.0, 1.0)
+        return g_in, g_match, extra
     g_in = to_gray_u8(inp)
     g_out = to_gray_u8(out)
     matched = match_histograms(g_out, g_in)
@@ -92,13 +103,35 @@ def matched_gray_pair(input_rgb: np.ndarray, output_rgb: np.ndarray) -> tuple[np
     return g_in, g_match, extra
 
 
-def _as_tensor(g: np.ndarray, device: str) -> torch.Tensor:
-    # level/255 in float32: every metric maps it back to the exact integer level
-    return (torch.from_numpy(g.astype(np.float32)) / 255.0)[None, None].to(device)
+def _as_tensor(g: np.ndarray, device: str, dtype=torch.float32) -> torch.Tensor:
+    """``[H, W]`` gray -> ``[1, 1, H, W]`` in [0, 1]: uint8 as level/255 (float32: every metric maps
+    it back to the exact integer level), float gray as it is."""
+    if g.dtype == np.uint8:
+        return (torch.from_numpy(g.astype(np.float32)) / 255.0)[None, None].to(device)
+    return torch.from_numpy(np.ascontiguousarray(g)).to(dtype)[None, None].to(device)
+
+
+def dists_prepare(g: np.ndarray, short_side: int) -> torch.Tensor:
+    """The official DISTS preparation of one 8-bit gray image: ``[1, 1, h, w]`` float32 in [0, 1].
+
+    ``DISTS_pytorch/DISTS_pt.py`` ``prepare_image``: when ``min(size) > short_side``,
+    ``torchvision.transforms.functional.resize(PIL image, short_side)`` (short side to
+    ``short_side``, long side ``int(short_side * long / short)``, PIL bilinear), then ``ToTensor``.
+    """
+    from PIL import Image
+    from torchvision.transforms import functional as TF  # only this protocol needs torchvision here
+
+    if g.dtype != np.uint8:
+        raise ValueError("dists256 prepares 8-bit gray images (as the official code's PIL images)")
+    im = Image.fromarray(g, mode="L")
+    if min(im.size) > short_side:
+        im = TF.resize(im, short_side)
+    return TF.to_tensor(im)[None]
 
 
 def fidelity_scores(input_rgb: np.ndarray, output_rgb: np.ndarray, device: str = "cpu",
-                    keys: tuple[str, ...] = FIDELITY_KEYS) -> tuple[dict[str, float | None], dict[str, str], dict]:
+                    keys: tuple[str, ...] = FIDELITY_KEYS, protocol: str | Protocol | None = None,
+                    ) -> tuple[dict[str, float | None], dict[str, str], dict]:
     """The four content-fidelity metrics of one (input, output) pair.
 
     Args:
@@ -106,32 +139,49 @@ def fidelity_scores(input_rgb: np.ndarray, output_rgb: np.ndarray, device: str =
         output_rgb: ``[h, w, 3]`` float32 in [0, 1], the model's output (any size; resized back).
         device: ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``) for the metric computations.
         keys: the fidelity keys to compute (the others are None with reason "not selected").
+        protocol: a :mod:`.protocols` name (default ``paper``) or :class:`~.protocols.Protocol`.
 
     Returns:
         ``(values, reasons, extra)``: ``values`` has keys ``ssim, cw_ssim, gmsd, dists``
         (float, or None when not computable), ``reasons`` maps each None key to a one-line
         reason, ``extra`` holds ``resized_output``, ``output_size``, ``input_size`` (and
-        ``resize_method`` when resized).
+        ``resize_method`` when resized), ``protocol`` (``name/version``) and, for ``dists256``,
+        ``dists_size`` (the ``[h, w]`` DISTS saw).
 
     Raises:
         ValueError: NaN/inf values, wrong shape/dtype, or values outside [0, 1].
     """
-    g_in, g_match, extra = matched_gray_pair(input_rgb, output_rgb)
-    x = _as_tensor(g_match, device)  # distorted
+    proto = get_protocol(protocol)
+    g_in, g_match, extra = matched_gray_pair(input_rgb, output_rgb, proto)
+    extra["protocol"] = proto.label
+    x = _as_tensor(g_match, device)  # distorted (float32)
     y = _as_tensor(g_in, device)  # reference
+    # float gray stays float64 where the metric computes in float64 (ssim, cw_ssim)
+    x64, y64 = (_as_tensor(g_match, device, torch.float64), _as_tensor(g_in, device, torch.float64)) \
+        if proto.float_gray else (x, y)
     values: dict[str, float | None] = {k: None for k in FIDELITY_KEYS}
     reasons: dict[str, str] = {k: "not selected (--metrics/--skip)" for k in FIDELITY_KEYS if k not in keys}
-    funcs = {"ssim": ssim, "cw_ssim": cw_ssim, "gmsd": gmsd}
+    funcs = {
+        "ssim": lambda: ssim(x64, y64, downsample=proto.ssim_downsample, quantize=not proto.float_gray),
+        "cw_ssim": lambda: cw_ssim(x64, y64),
+        "gmsd": lambda: gmsd(x, y),
+    }
     for key, fn in funcs.items():
         if key not in keys:
             continue
         try:
-            values[key] = float(fn(x, y)[0])
+            values[key] = float(fn()[0])
         except ValueError as err:  # only size limits can remain after the checks above
             reasons[key] = str(err)
     if "dists" in keys:
         try:
-            values["dists"] = float(dists(x, y, default_net(device))[0])
+            if proto.dists_short_side:
+                xd = dists_prepare(g_match, proto.dists_short_side).to(device)
+                yd = dists_prepare(g_in, proto.dists_short_side).to(device)
+                extra["dists_size"] = [int(xd.shape[-2]), int(xd.shape[-1])]
+            else:
+                xd, yd = x, y
+            values["dists"] = float(dists(xd, yd, default_net(device))[0])
         except (WeightsError, ValueError) as err:
             reasons["dists"] = str(err)
     return values, reasons, extra

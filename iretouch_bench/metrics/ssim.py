@@ -36,14 +36,16 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 _YIQ = (LUMA_WEIGHTS, (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
 
 
-def to_luma255(x: torch.Tensor) -> torch.Tensor:
+def to_luma255(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
     """RGB or gray batch in [0, 1] -> rounded luma in [0, 255], float64.
 
     Args:
         x: ``[B, 3, H, W]`` RGB or ``[B, 1, H, W]`` gray, any float dtype, values in [0, 1].
+        quantize: round to integer levels (the default, MATLAB's uint8); ``False`` keeps the
+            float luma (the ``float`` fidelity protocol, :mod:`.protocols`).
 
     Returns:
-        ``[B, 1, H, W]`` float64 tensor of integers in [0, 255].
+        ``[B, 1, H, W]`` float64 tensor in [0, 255] (integers when ``quantize``).
 
     The weighted sum is done in the input's own dtype (float32 for images read by
     :func:`iretouch_bench.core.images.read_image`) before rounding, so the rounding of the rare
@@ -61,6 +63,8 @@ def to_luma255(x: torch.Tensor) -> torch.Tensor:
         y = torch.matmul(x.permute(0, 2, 3, 1), m)[..., :1].permute(0, 3, 1, 2)
     else:
         y = x
+    if not quantize:
+        return y.to(torch.float64) * 255
     return (y * 255).round().to(torch.float64)
 
 
@@ -125,7 +129,7 @@ def _ssim_sums(X: torch.Tensor, Y: torch.Tensor, g: torch.Tensor, C1: float, C2:
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, *, downsample: bool = False, window: int = 11,
-         sigma: float = 1.5, band_rows: int = 64) -> torch.Tensor:
+         sigma: float = 1.5, band_rows: int = 64, quantize: bool = True) -> torch.Tensor:
     """SSIM between two image batches (pyiqa ``ssim`` convention, see module docstring).
 
     Args:
@@ -134,6 +138,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, downsample: bool = False, window: 
         downsample: apply pyiqa's optional ``f x f`` average pooling,
             ``f = max(1, round(min(H, W) / 256))``.
         band_rows: output rows per processing band (memory/speed knob; results do not depend on it).
+        quantize: round luma x255 to integer levels (default); ``False`` for the ``float`` protocol.
 
     Returns:
         ``[B]`` float64 tensor, 1.0 exactly for identical inputs.
@@ -145,8 +150,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, downsample: bool = False, window: 
         raise ValueError(f"shape mismatch: {tuple(x.shape)} vs {tuple(y.shape)}")
     if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
         raise ValueError("NaN or infinite values in SSIM input")
-    X = to_luma255(x)
-    Y = to_luma255(y)
+    X = to_luma255(x, quantize)
+    Y = to_luma255(y, quantize)
     f = max(1, round(min(X.shape[-2:]) / 256))
     if downsample and f > 1:
         X = F.avg_pool2d(X, kernel_size=f)
