@@ -8,3 +8,5 @@ python3 -m pip install -q ".[test]"
 # suite already installs, and its full tree (bitsandbytes, facexlib, openai-clip pinning
 # setuptools<81, ...) is large and fragile.
 python3 -m pip install -q --no-deps "pyiqa==0.1.16"
+# The browser tests' chromium (Debian package, via apt when root; see the script).
+bash scripts/install-chromium.sh
