@@ -150,7 +150,14 @@ class ScriptedServer:
             return default(req)
         raise AssertionError(f"bad script {behaviour!r}")
 
+    #: consulted on every API request before the queue: ``hook(req) -> behaviour | None``
+    hook = None
+
     def respond(self, req: dict[str, Any]) -> tuple[int, str, bytes, dict]:
+        if self.hook is not None:
+            behaviour = self.hook(req)
+            if behaviour is not None:
+                return self.play(behaviour, req, self.default)
         return self.play(self._next(self.queue), req, self.default)
 
     def default(self, req: dict[str, Any]) -> tuple[int, str, bytes, dict]:
@@ -252,6 +259,13 @@ class FakeBFL(ScriptedServer):
         self.polls: dict[str, int] = {}
         self.pending_polls = pending_polls
 
+    #: consulted on every poll before the poll queue: ``poll_hook(req) -> behaviour | None``
+    poll_hook = None
+
+    def task_of(self, req: dict[str, Any]) -> dict[str, Any] | None:
+        """The submitted JSON of the task a poll asks about."""
+        return self.tasks.get(parse_qs(urlsplit(req["path"]).query).get("id", [""])[0])
+
     def poll_script(self, *behaviours) -> None:
         with self._lock:
             self.poll_queue.extend(behaviours)
@@ -263,6 +277,8 @@ class FakeBFL(ScriptedServer):
     def respond(self, req):
         path = urlsplit(req["path"]).path
         if req["method"] == "GET" and path == "/v1/get_result":
+            if self.poll_hook is not None and (behaviour := self.poll_hook(req)) is not None:
+                return self.play(behaviour, req, self.poll)
             return self.play(self._next(self.poll_queue), req, self.poll)
         if req["method"] == "GET" and path.startswith("/delivery/"):
             return self.play(self._next(self.download_queue), req, self.download)
