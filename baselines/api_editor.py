@@ -344,6 +344,10 @@ class ApiEditor(RetouchModel):
                 "attempts": len(res.attempts) + 1, "seed": request.seed if self.uses_seed() else None}
         if res.attempts:
             meta["retried"] = res.attempts
+        if request.mask is not None and not self.supports_mask:
+            meta["mask"] = "not sent: this API takes no mask (the edit is global)"
+        if float(request.strength) != 1.0 and not self.supports_strength:
+            meta["strength"] = f"{float(request.strength):g} not applied: this API has no strength control"
         if answer.refusal is not None:
             result = RetouchResult.refused(one_line(self.redact(answer.refusal), 300), **meta)
             files: dict[str, bytes] = {}

@@ -132,8 +132,10 @@ class GeminiImageModel(ApiEditor):
         ratio = self.bucket(h, w)
         bw, bh = BUCKETS[ratio]
         png, sent = png_bytes(request.image, fit=(bh, bw))
-        return Prepared(payload={"png": png, "ratio": ratio, "instruction": request.instruction, "seed": request.seed},
-                        sent_size=sent, working_size=(bh, bw), meta={"aspect_ratio": ratio},
+        # the API's seed is an int32; the runner's per-sample seeds are uint32
+        seed = None if request.seed is None else int(request.seed) % (2 ** 31)
+        return Prepared(payload={"png": png, "ratio": ratio, "instruction": request.instruction, "seed": seed},
+                        sent_size=sent, working_size=(bh, bw), meta={"aspect_ratio": ratio, "seed_sent": seed},
                         timing={"upload_s": None, "queue_s": None, "generate_s": None, "download_s": None})
 
     def _attempt(self, prep: Prepared, attempt: int, state: dict[str, Any]) -> Outcome:
@@ -144,7 +146,7 @@ class GeminiImageModel(ApiEditor):
         config = types.GenerateContentConfig(
             response_modalities=["TEXT", "IMAGE"], candidate_count=1,
             image_config=types.ImageConfig(aspect_ratio=p["ratio"]),
-            seed=None if p["seed"] is None else int(p["seed"]) % (2 ** 31))
+            seed=p["seed"])
         contents = [types.Content(role="user", parts=[types.Part.from_bytes(data=p["png"], mime_type="image/png"),
                                                       types.Part.from_text(text=p["instruction"])])]
         self._count_request()

@@ -165,7 +165,10 @@ def test_request_shapes():
             alpha = np.asarray(im.convert("RGBA"))[..., 3]
         assert im.size == (80, 60) and alpha[:, :40].max() == 0 and alpha[:, 40:].min() == 255
     with FakeGemini() as srv:
-        create_model("gemini-2.5-flash-image", base_url=srv.base_url, cache="off").run(_req(seed=1234))
+        req = _req(seed=2 ** 32 - 1)
+        req.mask = np.ones((60, 80), np.float32)
+        r = create_model("gemini-2.5-flash-image", base_url=srv.base_url, cache="off").run(req)
+        assert r.meta["mask"].startswith("not sent") and r.meta["seed"] == 2 ** 32 - 1
         q = srv.requests[0]
         assert q["path"] == "/v1/models/gemini-2.5-flash-image:generateContent"
         body = json.loads(q["body"])
@@ -174,7 +177,7 @@ def test_request_shapes():
         assert blob.get("mimeType", blob.get("mime_type")) == "image/png" and parts[1]["text"] == "make it warmer"
         cfg = body["generationConfig"]
         assert cfg["responseModalities"] == ["TEXT", "IMAGE"] and cfg["imageConfig"] == {"aspectRatio": "4:3"}
-        assert cfg["seed"] == 1234
+        assert cfg["seed"] == r.meta["seed_sent"] == (2 ** 32 - 1) % 2 ** 31  # the API's seed is an int32
     with FakeBFL() as srv:
         create_model("flux-kontext-pro", base_url=srv.base_url, cache="off", poll_interval_s=0.01).run(
             _req(seed=99, size=(90, 160)))
