@@ -135,6 +135,8 @@ def test_model_args_parsing_and_errors():
     assert parse_model_args("") == {} and parse_model_args(None) == {}
     assert parse_model_args("base_url=http://127.0.0.1:8080/v1") == {"base_url": "http://127.0.0.1:8080/v1"}
     assert parse_model_args("x=nan") == {"x": "nan"}  # not JSON as a number
+    recorded = RunConfig(model="m", model_args={"base_url": "http://u:pw@127.0.0.1:9/v1/?key=s", "n": 1}).to_json()
+    assert recorded["model_args"] == {"base_url": "http://127.0.0.1:9/v1", "n": 1}  # no credential recorded
     for bad, msg in (("quality", "expected key=value"), ("a=1,a=2", "given twice"),
                      ("api_key=sk-123", "environment only"), ("bfl_key=1", "credential")):
         with pytest.raises(BenchError, match=msg):
@@ -232,7 +234,9 @@ def test_api_outputs_cached_so_a_rerun_costs_nothing(tiny_manifest, tmp_path, ca
     for i in (0, 2, 3, 4, 5):
         a = (first.run_dir / "outputs" / f"s{i}.png").read_bytes()
         assert a == (second.run_dir / "outputs" / f"s{i}.png").read_bytes()
-    assert read_all(second.run_dir, "generate")["s0"]["cached"] is True
+    cached = read_all(second.run_dir, "generate")["s0"]
+    assert cached["cached"] is True and cached["model_meta"]["cost_usd"] == 0.0
+    assert cached["model_meta"]["original_cost_usd"] == 0.01
     # the seed is part of the key: another run seed asks the model again
     _run(tiny_manifest, tmp_path / "c", spec("PaidApi"), seed=4, limit=2)
     assert len(call_log("fake-paid")) == 8
@@ -322,3 +326,15 @@ def test_template_adapter_runs_as_a_file_plugin(tiny_manifest, tmp_path):
     m = create_model(f"{template}:TemplateModel")
     img = np.full((4, 4, 3), 0.5, np.float32)
     assert np.array_equal(m.retouch(img, "brighten", strength=0.0), img)
+
+
+def test_odd_meta_is_recorded_not_fatal(tiny_manifest, tmp_path, monkeypatch):
+    from iretouch_bench.adapters.registry import get_model_class
+
+    cls = get_model_class(spec("Scaler"))
+    monkeypatch.setattr(cls, "run", lambda self, r: RetouchResult(
+        image=r.image, meta={"nan": float("nan"), "arr": np.arange(2), "np": np.float32(0.5), "obj": object}))
+    res = _run(tiny_manifest, tmp_path / "run", spec("Scaler"), limit=1)
+    meta = read_all(res.run_dir, "samples")["s0"]["model_meta"]
+    assert meta["nan"] is None and meta["arr"] == [0, 1] and meta["np"] == 0.5 and "object" in meta["obj"]
+

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..clients import sanitise_url
 from ..core.errors import BenchError
 from ..metrics.keys import SAMPLE_KEYS
 
@@ -76,6 +77,9 @@ class RunConfig:
         d["shard"] = None if self.shard is None else list(self.shard)
         d["resolutions"] = list(self.resolutions)
         d["metrics"] = list(self.metrics)
+        # a URL option (base_url=...) is recorded without user info or query: what may carry a credential
+        d["model_args"] = {k: sanitise_url(v) if isinstance(v, str) and "://" in v else v
+                           for k, v in self.model_args.items()}
         return d
 
 

@@ -114,9 +114,27 @@ def _check_output(out: object) -> np.ndarray:
     return np.clip(out.astype(np.float32, copy=False), 0.0, 1.0)
 
 
+def _json_safe(value: Any) -> Any:
+    """``meta`` as a record can hold it: non-finite floats -> None, numpy scalars/arrays -> lists and
+    numbers, anything else unknown -> its text. An adapter's odd meta never costs the sample."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
 def _result_record(rec: dict, result: RetouchResult, sample: Sample, run_dir: Path) -> dict:
     """Fill ``rec`` from a model result: write the output (ok) or note the refusal."""
-    rec["model_meta"] = dict(result.meta or {})
+    rec["model_meta"] = _json_safe(dict(result.meta or {}))
     if result.status == STATUS_REFUSED:
         # never an output file: a refused sample is not scored, and the input must not stand in for it
         rec.update(status="refused", reason=one_line(result.reason or "refused without a reason"))
@@ -157,6 +175,9 @@ class _Generator:
                 hit = self.cache.get(key) if key is not None else None
                 if hit is not None:
                     result, latency = hit
+                    # this run paid nothing: the cost moves to original_cost_usd (as the API editors'
+                    # own cache reports it), the latency is the original call's
+                    result.meta.update(cached=True, original_cost_usd=result.meta.get("cost_usd"), cost_usd=0.0)
                     rec["latency_s"] = latency
                     rec["cached"] = True
                     _result_record(rec, result, sample, self.run_dir)

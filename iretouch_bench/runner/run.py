@@ -156,7 +156,7 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
                     "n_selected": len(samples), "card": dataset.card},
         "model": model.info(),
         "model_source": model_source(config.model),
-        "model_args": dict(config.model_args),
+        "model_args": config.to_json()["model_args"],
         "seed": {"run": config.seed, "per_sample": "runner.generate.sample_seed(run seed, sample id)"},
         "judge": judge.info(),
         "versions": package_versions(),
