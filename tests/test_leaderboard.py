@@ -58,6 +58,7 @@ def fake_run(root: Path, name: str, *, ssim: list[float], attr: list[float], dat
                 if o is not None:
                     m.update(sc=o[i], pq=o[i], o=o[i])
             rec = {"id": f"s{i:02d}", "status": statuses[i], "error": None if ok else "model declined",
+                   **({"reason": "moderation: declined"} if statuses[i] == "refused" else {}),
                    "category": "global" if i % 2 else "portrait", "instruction": "Brighten", "metrics": m,
                    "null_reasons": {k: "not computed" for k, v in m.items() if v is None}}
             f.write(json.dumps(rec) + "\n")
@@ -127,7 +128,7 @@ def test_refused_samples_are_counted_apart_and_never_scored(tmp_path):
                  statuses=["ok", "refused", "ok", "failed"])
     res = load_result(d / "result.json")
     assert (res.counts.n_ok, res.counts.n_refused, res.counts.n_failed) == (2, 1, 1)
-    assert list(res.refused) == ["s01"] and list(res.failed) == ["s03"]
+    assert res.refused == {"s01": "moderation: declined"} and list(res.failed) == ["s03"]
     assert res.metrics.ssim.n == 2 and math.isclose(res.metrics.ssim.mean, 0.85)  # 0.1 of the refused never counts
     row = lb.row_from_result(res, str(d))
     assert any("1 refused" in n for n in row.notes) and any("1 failed" in n for n in row.notes)

@@ -291,7 +291,9 @@ def build_result(run_dir: Path, info: dict[str, Any], summary: dict[str, Any],
     facenet = sorted({w for r in records
                       for w in [((r.get("details") or {}).get("identity") or {}).get("weights")] if w})
     dists = scoring.get("dists_weights") or {}
-    statuses = {s: {r["id"]: r.get("error") for r in records if r.get("status") == s} for s in STATUSES}
+    # failed records carry ``error``, refused ones ``reason`` (the model's own answer)
+    statuses = {s: {r["id"]: r.get("reason") or r.get("error") for r in records if r.get("status") == s}
+                for s in STATUSES}
     latency = summary.get("latency")
     lat_block = None
     if latency:
