@@ -23,8 +23,10 @@ import os
 import numpy as np
 import torch
 
-from iretouch_bench.models import bilateral as bl
 from iretouch_bench.core.timing import time_calls
+from iretouch_bench.models import slicing as sl
+from iretouch_bench.models.kernels import numba_cpu
+from iretouch_bench.models.kernels import reference as rk
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 
@@ -36,33 +38,33 @@ def _time(fn, repeats: int) -> dict:
 def bench(size: str, repeats: int, ref_repeats: int) -> dict:
     H, W = SIZES[size]
     g = torch.Generator().manual_seed(0)
-    grid = torch.randn(1, 12, 8, 16, 16, generator=g) * 0.2 + bl.identity_grid(1, 8, 16, 16)
+    grid = torch.randn(1, 12, 8, 16, 16, generator=g) * 0.2 + rk.identity_grid(1, 8, 16, 16)
     guide = torch.rand(1, H, W, generator=g)
     image = torch.rand(1, 3, H, W, generator=g)
     hwc = image[0].permute(1, 2, 0).contiguous().numpy()
     knots = np.tile(np.linspace(0, 1, 16, dtype=np.float32), (3, 1))
     mix = np.array([0.2126, 0.7152, 0.0722], np.float32)
     bias = np.zeros(1, np.float32)
-    bl.warmup()
+    sl.warmup()
     res: dict = {"size": size, "H": H, "W": W, "threads_torch": torch.get_num_threads(),
-                 "numba_threads": (bl._nb.get_num_threads() if bl._nb is not None else None),
+                 "numba_threads": (numba_cpu.nb.get_num_threads() if numba_cpu.nb is not None else None),
                  "loadavg_before": os.getloadavg()[0]}
     dst = torch.empty_like(image)
     dst.zero_()  # touch pages so the copy measures bandwidth, not page faults
     res["copy"] = _time(lambda: dst.copy_(image), repeats)
     res["clone"] = _time(lambda: image.clone(), repeats)
     out = np.zeros((1, 3, H, W), np.float32)
-    gt = bl._grid_for_kernel(grid)
-    res["fused_planar_prealloc"] = _time(lambda: bl._run_numba(gt, image.numpy(), out, guide=guide.numpy()), repeats)
-    res["fused_planar_api"] = _time(lambda: bl.slice_apply(grid, guide, image, 1.0, backend="numba"), repeats)
+    gt = sl.grid_for_kernel(grid)
+    res["fused_planar_prealloc"] = _time(lambda: numba_cpu.run(gt, image.numpy(), out, guide=guide.numpy()), repeats)
+    res["fused_planar_api"] = _time(lambda: sl.slice_apply(grid, guide, image, 1.0, backend="numba"), repeats)
     out_hwc = np.zeros_like(hwc)
-    res["fused_hwc_guide_prealloc"] = _time(lambda: bl.slice_apply_hwc(grid[0], hwc, guide=guide[0].numpy(), out=out_hwc), repeats)
+    res["fused_hwc_guide_prealloc"] = _time(lambda: sl.slice_apply_hwc(grid[0], hwc, guide=guide[0].numpy(), out=out_hwc), repeats)
     res["fused_hwc_guidance_curve_prealloc"] = _time(
-        lambda: bl.slice_apply_hwc(grid[0], hwc, guidance=(knots, mix, bias), out=out_hwc, clamp=True), repeats)
+        lambda: sl.slice_apply_hwc(grid[0], hwc, guidance=(knots, mix, bias), out=out_hwc, clamp=True), repeats)
     with torch.no_grad():
-        res["reference"] = _time(lambda: bl.slice_apply_reference(grid, guide, image), ref_repeats)
-        ref = bl.slice_apply_reference(grid, guide, image)
-    fast = bl.slice_apply(grid, guide, image, 1.0, backend="numba")
+        res["reference"] = _time(lambda: rk.slice_apply_reference(grid, guide, image), ref_repeats)
+        ref = rk.slice_apply_reference(grid, guide, image)
+    fast = sl.slice_apply(grid, guide, image, 1.0, backend="numba")
     res["max_abs_diff_vs_reference"] = float((fast - ref).abs().max())
     r, c, f = res["reference"]["wall_median_s"], res["copy"]["wall_median_s"], res["fused_planar_prealloc"]["wall_median_s"]
     res["speedup_vs_reference"] = r / f

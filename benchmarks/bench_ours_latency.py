@@ -40,10 +40,10 @@ def main() -> None:
 
     import torch
 
-    from iretouch_bench.models.bilateral import slice_apply_hwc
     from iretouch_bench.models.lowres import area_resize_hwc
     from iretouch_bench.models.ours import OursModel
-    from iretouch_bench.models.small import _torch_threads, text_features
+    from iretouch_bench.models.slicing import slice_apply_hwc
+    from iretouch_bench.models.small import _torch_threads
 
     model = OursModel()
     model.load()
@@ -59,17 +59,17 @@ def main() -> None:
         img += rng.random((H, W, 3), dtype=np.float32) * 0.05
         np.clip(img, 0, 1, out=img)
         low = torch.from_numpy(area_resize_hwc(img, L, L)).permute(2, 0, 1)[None]
-        cond = torch.from_numpy(text_features(INSTRUCTION, False))[None]
+        cond = torch.from_numpy(net.text_features(INSTRUCTION, False))[None]
         grid, guidance = net.predict(img, INSTRUCTION, False)
         dst = np.zeros_like(img)
         out = np.zeros_like(img)
 
         def lowres_net():  # as OursModel runs it: one torch thread (see small._torch_threads)
             with torch.no_grad(), _torch_threads(1):
-                g, gd = net(low, torch.from_numpy(text_features(INSTRUCTION, False))[None])
+                g, gd = net(low, torch.from_numpy(net.text_features(INSTRUCTION, False))[None])
                 net.guidance_params(gd)
 
-        r = {"size": size, "H": H, "W": W, "loadavg": os.getloadavg()[0],
+        r = {"size": size, "H": H, "W": W, "loadavg": os.getloadavg()[0], "backend": model.info()["backend"],
              "copy": _time(lambda: np.copyto(dst, img), args.repeats),
              "area_resize": _time(lambda: area_resize_hwc(img, L, L), args.repeats),
              "lowres_net": _time(lowres_net, args.repeats),
@@ -80,7 +80,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"ours (shipped small model) latency, torch threads {torch.get_num_threads()}, lowres {L}x{L}")
+    print(f"ours (shipped small model) latency, slice backend {model.info()['backend']}, "
+          f"torch threads {torch.get_num_threads()}, lowres {L}x{L}")
     print(f"{'size':6s} {'HxW':>10s} {'load':>5s} | {'end_to_end':>16s} | {'area_resize':>11s} {'lowres_net':>10s} "
           f"{'slice_apply':>11s} {'copy':>6s}   (wall medians, ms; end_to_end cpu ms in brackets)")
     for r in results:

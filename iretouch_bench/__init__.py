@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 
 
 class _CheckoutFinder(importlib.abc.MetaPathFinder):
-    """Maps ``iretouch_bench.models`` / ``.baselines`` to the top-level ``models/`` and
-    ``baselines/`` folders when the package is imported straight from a source checkout
+    """Maps ``iretouch_bench.models`` / ``.baselines`` / ``.training`` to the top-level ``models/``,
+    ``baselines/`` and ``training/`` folders when the package is imported straight from a source checkout
     (``python -m pytest`` in the repository, a notebook next to it). An installed package
     has them inside (pyproject's package-dir mapping) and never reaches this finder."""
 
@@ -27,7 +27,7 @@ class _CheckoutFinder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path=None, target=None):
         parts = fullname.split(".")
-        if len(parts) < 2 or parts[0] != __name__ or parts[1] not in ("models", "baselines"):
+        if len(parts) < 2 or parts[0] != __name__ or parts[1] not in ("models", "baselines", "training"):
             return None
         base = self.root.joinpath(*parts[1:])
         if base.is_dir() and (base / "__init__.py").exists():

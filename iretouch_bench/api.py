@@ -84,8 +84,8 @@ def score_files(input: str | Path, output: str | Path, *, target: str | Path | N
 
 def slice_apply(grid, guide, image, strength: float = 1.0):
     """Slice a bilateral grid ``[B, 12, D, Hg, Wg]`` with ``guide`` ``[B, H, W]`` and apply it to
-    ``image`` ``[B, 3, H, W]`` (DESIGN.md convention). See :mod:`iretouch_bench.models.bilateral`."""
-    from .models.bilateral import slice_apply as _slice_apply
+    ``image`` ``[B, 3, H, W]`` (DESIGN.md convention). See :mod:`iretouch_bench.models.slicing`."""
+    from .models.slicing import slice_apply as _slice_apply
 
     return _slice_apply(grid, guide, image, strength=strength)
 

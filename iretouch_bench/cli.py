@@ -13,6 +13,7 @@ import sys
 import click
 
 from .core.errors import BenchError
+from .training.commands import train as _train_group  # click only; each subcommand imports its trainer
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SAMPLES_FAILED = 0, 1, 2, 3
 
@@ -329,20 +330,9 @@ def weights_fetch(names, path) -> None:
         click.echo(f"{name}: {out}")
 
 
-@cli.command()
-@click.option("--out", default="ours-train", show_default=True, help="Folder for weights, config and loss curve.")
-@click.option("--steps", default=2000, show_default=True, type=click.IntRange(1), help="Training steps.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--threads", default=None, type=click.IntRange(1),
-              help="Torch threads (the shipped weights used 1; results are bit-identical for a fixed count).")
-@click.option("--batch", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--pool", default=1600, show_default=True, type=click.IntRange(1), help="Training pairs synthesised.")
-def train(out, steps, seed, threads, batch, pool) -> None:
-    """Train the shipped `ours` model from scratch (reproduces models/weights/ours_small.*)."""
-    from .models.train import train_ours
-
-    result = train_ours(out, steps=steps, seed=seed, threads=threads, batch=batch, pool_size=pool)
-    click.echo(json.dumps(result, indent=2, default=str))
+# `train` is a group whose subcommands live with the trainers (training/commands.py): a new
+# recipe adds a subcommand there, not here.
+cli.add_command(_train_group, name="train")
 
 # --------------------------------------------------------------------------- results: leaderboard, tables,
 # submissions, comparisons, reports, strength sweeps (iretouch_bench.reporting)

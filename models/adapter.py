@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bilateral import identity_grid
+from .kernels.reference import identity_grid
 from .guidance import GuidanceMap
 
 __all__ = ["BilateralAdapter"]

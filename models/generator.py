@@ -16,7 +16,10 @@ depend on the input size):
    feature map and the pooled mid-block features as the global vector, and predicts the grid
    ``[12, D, Hg, Wg]`` and the guidance-map parameters.
 
-Full-resolution branch: slice-and-apply at native resolution (:mod:`.bilateral`).
+Full-resolution branch: slice-and-apply at native resolution (:mod:`.slicing`).
+
+diffusers, transformers and tokenizers are imported inside the functions that build or load
+the networks: they take seconds to import and only this generator needs them.
 
 Storage (``save_pretrained`` / ``from_pretrained``): a folder in diffusers layout --
 ``vae/``, ``unet/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``, ``model_index.json`` --
@@ -35,7 +38,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from iretouch_bench.core.errors import WeightsError
+from iretouch_bench.weights.store import load_safetensors, save_safetensors
+
 from .adapter import BilateralAdapter
+from .lowres import area_resize_hwc
+from .slicing import apply_to_image
 
 __all__ = ["InstantRetouchGenerator", "TINY_WORDS"]
 
@@ -128,8 +136,6 @@ class InstantRetouchGenerator(nn.Module):
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the diffusers-layout folder + ``adapter.safetensors`` / ``adapter_config.json``."""
-        from iretouch_bench.weights.store import save_safetensors
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.vae.save_pretrained(folder / "vae")
@@ -152,9 +158,6 @@ class InstantRetouchGenerator(nn.Module):
         """Load from a local folder (no network). Raises WeightsError naming what is missing."""
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
-
-        from iretouch_bench.core.errors import WeightsError
-        from iretouch_bench.weights.store import load_safetensors
 
         folder = Path(folder)
         for sub in ("vae", "unet", "text_encoder", "tokenizer", "adapter.safetensors", "adapter_config.json"):
@@ -214,8 +217,6 @@ class InstantRetouchGenerator(nn.Module):
     @torch.no_grad()
     def predict(self, image: np.ndarray, instruction: str):
         """``[H, W, 3]`` float32 image -> (grid ``[12, D, Hg, Wg]``, (knots, mix, bias)) numpy."""
-        from .lowres import area_resize_hwc
-
         dev = next(self.unet.parameters()).device
         L = self.lowres
         low = torch.from_numpy(area_resize_hwc(image, L, L)).permute(2, 0, 1)[None].to(dev)
@@ -225,11 +226,10 @@ class InstantRetouchGenerator(nn.Module):
 
     def retouch(self, image: np.ndarray, instruction: str, *, mask: Optional[np.ndarray] = None,
                 strength: float = 1.0) -> np.ndarray:
-        """Full pipeline on CPU: low-res branch + fused full-res slice-and-apply -> ``[H, W, 3]``."""
-        from .bilateral import slice_apply_hwc
-
+        """Full pipeline on the model's device: low-res branch + full-res slice-and-apply -> ``[H, W, 3]``."""
         img = np.ascontiguousarray(image, dtype=np.float32)
         if float(strength) == 0.0:
             return img.copy()
         grid, guidance = self.predict(img, instruction)
-        return slice_apply_hwc(grid, img, guidance=guidance, strength=strength, mask=mask, clamp=True)
+        dev = next(self.unet.parameters()).device
+        return apply_to_image(grid, img, guidance, strength=float(strength), mask=mask, device=str(dev))

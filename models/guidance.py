@@ -11,8 +11,8 @@ weights, ``bias`` = 0, i.e. ``z`` = the luma of the (gamma-encoded) sRGB pixel.
 
 Parameters may be shared (a :class:`GuidanceMap` module) or per image (``knots [B, 3, K]``,
 ``mix [B, 3]``, ``bias [B, 1]``, predicted by the bilateral adapter). The torch evaluation
-(a gather-based lookup) and the fused CPU kernel (the ReLU form of
-:func:`.bilateral.guidance_relu_form`) are the same function and agree to float rounding.
+(a gather-based lookup), :func:`evaluate_guidance_numpy` and the fused CPU kernel (both on the
+ReLU form of :func:`guidance_relu_form`) are the same function and agree to float rounding.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 __all__ = ["LUMA_709", "DEFAULT_KNOTS", "identity_knots", "evaluate_guidance", "evaluate_guidance_numpy",
-           "GuidanceMap"]
+           "guidance_relu_form", "GuidanceMap"]
 
 #: Rec. 709 luma weights (sRGB primaries)
 LUMA_709 = (0.2126, 0.7152, 0.0722)
@@ -68,10 +68,28 @@ def evaluate_guidance(image: torch.Tensor, knots: torch.Tensor, mix: torch.Tenso
     return z.clamp(0.0, 1.0).view(B, H, W)
 
 
+def guidance_relu_form(knots, mix, bias) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Guidance parameters -> the ReLU form the fused CPU kernel evaluates.
+
+    The guidance map is ``z = clamp(bias + sum_c mix_c * curve_c(clamp(I_c, 0, 1)), 0, 1)`` with
+    ``curve_c`` piecewise linear through ``knots[c]`` (``K`` values at ``linspace(0, 1, K)``).
+    A piecewise-linear curve equals ``knots[c,0] + sum_{i<K-1} dslope[c,i]*relu(v - i/(K-1))``
+    with ``dslope`` the slope changes. ``knots [3, K]``, ``mix [3]``, ``bias [1]`` -> ``(gcoef
+    [3, K-1] = mix*dslope, thr [K-1], base [1] = bias + sum_c mix_c*knots[c,0])`` as float32 numpy.
+    """
+    kn = np.asarray(knots, np.float64).reshape(3, -1)
+    mx = np.asarray(mix, np.float64).reshape(3)
+    K = kn.shape[1]
+    slopes = np.diff(kn, axis=1) * (K - 1)  # [3, K-1]
+    dslope = np.concatenate([slopes[:, :1], np.diff(slopes, axis=1)], axis=1)
+    gcoef = (mx[:, None] * dslope).astype(np.float32)
+    thr = (np.arange(K - 1) / (K - 1)).astype(np.float32)
+    base = np.array([float(np.asarray(bias, np.float64).reshape(-1)[0]) + float((mx * kn[:, 0]).sum())], np.float32)
+    return np.ascontiguousarray(gcoef), thr, base
+
+
 def evaluate_guidance_numpy(image_hwc: np.ndarray, knots, mix, bias) -> np.ndarray:
     """Numpy twin of :func:`evaluate_guidance` for one ``[H, W, 3]`` float32 image -> ``[H, W]``."""
-    from .bilateral import guidance_relu_form
-
     gcoef, thr, base = guidance_relu_form(knots, mix, bias)
     v = np.clip(np.asarray(image_hwc, np.float32), 0.0, 1.0)
     z = np.full(v.shape[:2], base[0], np.float32)

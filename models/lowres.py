@@ -4,7 +4,8 @@
 ``torch.nn.functional.adaptive_avg_pool2d`` (bin ``i`` covers rows ``floor(i*H/oh)`` to
 ``ceil((i+1)*H/oh)``), so the network sees the same low-res image at training time (torch, on
 small images) and at inference (numba, on 4K images straight from the ``[H, W, 3]`` layout, one
-read of the image, no layout copy). Without numba it falls back to torch.
+read of the image, no layout copy). Without numba it falls back to torch (the same numbers;
+the slice-and-apply fallback is the one that warns, see :mod:`.slicing`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .bilateral import _nb
+from .kernels.numba_cpu import nb as _nb
 
 __all__ = ["area_resize_hwc", "area_resize_torch"]
 

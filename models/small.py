@@ -12,8 +12,14 @@ and replaces the diffusion low-resolution branch by:
   names a region; a region mask is given) and a hashed bag-of-words embedding of the text
   (words and word bigrams, signed feature hashing, L2-normalised).
 
+The attribute bank belongs to the harness and grows (``iretouch_bench.vocab``, versioned by
+``VOCAB_VERSION``). The network's input size must not follow it: the config records the
+vocabulary version and the attribute list the model was trained with, the conditioning vector
+is built from that recorded list, and loading weights under another vocabulary is a one-line
+:class:`~iretouch_bench.core.errors.WeightsError` naming the file and both versions.
+
 Weights: ``models/weights/ours_small.safetensors`` + ``ours_small.json`` (the config), produced
-by ``python -m iretouch_bench.models.train`` (see MODEL_CARD.md).
+by ``iretouch-bench train ours-small`` (:mod:`iretouch_bench.training.small`; see MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +37,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapter import BilateralAdapter
+from iretouch_bench.core.errors import WeightsError
+from iretouch_bench.vocab.attributes import ATTRIBUTES, VOCAB_VERSION, attribute_vector, match_attributes
+from iretouch_bench.weights.store import load_safetensors, save_safetensors
 
-__all__ = ["SmallConfig", "SmallRetouchNet", "hashed_bow", "text_features", "WEIGHTS_DIR",
-           "SHIPPED_WEIGHTS", "SHIPPED_CONFIG", "load_small", "save_small"]
+from .adapter import BilateralAdapter
+from .lowres import area_resize_hwc
+
+__all__ = ["SmallConfig", "SmallRetouchNet", "hashed_bow", "text_features", "vocabulary_mismatch", "WEIGHTS_DIR",
+           "SHIPPED_WEIGHTS", "SHIPPED_CONFIG", "read_config", "load_small", "save_small"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "ours_small.safetensors"
@@ -59,37 +70,38 @@ def hashed_bow(text: str, dim: int = 256) -> np.ndarray:
     return vec / n if n > 0 else vec
 
 
-def text_features(instruction: str, has_mask: bool, hash_dim: int = 256) -> np.ndarray:
-    """Conditioning vector float32 ``[n_attributes + 2 + hash_dim]``:
-    ``[attribute confidences (0..1), names-a-region flag, mask-given flag, hashed BoW]``."""
-    from iretouch_bench.vocab.attributes import attribute_vector, match_attributes
-
-    attrs = attribute_vector(instruction).astype(np.float32)
+def text_features(instruction: str, has_mask: bool, hash_dim: int = 256,
+                  attributes: tuple[str, ...] = ATTRIBUTES) -> np.ndarray:
+    """Conditioning vector float32 ``[len(attributes) + 2 + hash_dim]``: ``[attribute
+    confidences (0..1) in the order of ``attributes`` (a model passes the list it was trained
+    with), names-a-region flag, mask-given flag, hashed BoW]``."""
+    attrs = attribute_vector(instruction, tuple(attributes)).astype(np.float32)
     regional = float(any(m.region is not None for m in match_attributes(instruction)))
     return np.concatenate([attrs, np.array([regional, float(has_mask)], np.float32),
                            hashed_bow(instruction, hash_dim)]).astype(np.float32)
 
 
-def n_attributes() -> int:
-    from iretouch_bench.vocab.attributes import ATTRIBUTES
-
-    return len(ATTRIBUTES)
-
-
 @dataclass
 class SmallConfig:
-    """Architecture of :class:`SmallRetouchNet` (saved next to the weights as JSON)."""
+    """Architecture of :class:`SmallRetouchNet` (saved next to the weights as JSON), including
+    the instruction vocabulary it reads: ``vocab_version`` and ``attributes`` (the attribute
+    list, in input order), by default the suite's current ones."""
 
     lowres: int = 128
     widths: tuple[int, ...] = (16, 32, 64, 64)
     cond_dim: int = 64
     hash_dim: int = 256
-    n_attributes: int = 27
+    vocab_version: str = VOCAB_VERSION
+    attributes: tuple[str, ...] = ATTRIBUTES
     grid_depth: int = 8
     grid_size: int = 16
     n_knots: int = 16
     hidden: int = 64
     extra: dict = field(default_factory=dict)
+
+    @property
+    def n_attributes(self) -> int:
+        return len(self.attributes)
 
     @property
     def cond_in(self) -> int:
@@ -98,14 +110,31 @@ class SmallConfig:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["widths"] = list(self.widths)
+        d["attributes"] = list(self.attributes)
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SmallConfig":
+        """Inverse of :meth:`to_json`. The vocabulary is never defaulted: a config that does not
+        record it raises ``ValueError`` (its input size would otherwise follow today's bank)."""
         d = dict(d)
+        if not isinstance(d.get("vocab_version"), str) or not isinstance(d.get("attributes"), list):
+            raise ValueError("records no instruction vocabulary (config.vocab_version and config.attributes)")
         d["widths"] = tuple(d.get("widths", cls.widths))
+        d["attributes"] = tuple(d["attributes"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def vocabulary_mismatch(config: SmallConfig) -> str | None:
+    """None when ``config``'s recorded vocabulary is the suite's, else what differs (a phrase)."""
+    if config.vocab_version == VOCAB_VERSION and tuple(config.attributes) == ATTRIBUTES:
+        return None
+    if config.vocab_version == VOCAB_VERSION:
+        return (f"its attribute list ({config.n_attributes} attributes) differs from this suite's "
+                f"vocabulary {VOCAB_VERSION} ({len(ATTRIBUTES)} attributes) under the same version")
+    return (f"trained with instruction vocabulary {config.vocab_version} ({config.n_attributes} attributes), "
+            f"this suite has {VOCAB_VERSION} ({len(ATTRIBUTES)} attributes)")
 
 
 class _Stage(nn.Module):
@@ -166,20 +195,23 @@ class SmallRetouchNet(nn.Module):
     def guidance_params(self, guide_delta: torch.Tensor):
         return self.adapter.guidance_params(guide_delta)
 
+    def text_features(self, instruction: str, has_mask: bool) -> np.ndarray:
+        """:func:`text_features` with this model's recorded vocabulary: float32 ``[cond_in]``."""
+        return text_features(instruction, has_mask, self.config.hash_dim, self.config.attributes)
+
     @torch.no_grad()
     def predict(self, image: np.ndarray, instruction: str, has_mask: bool):
         """One ``[H, W, 3]`` float32 image -> (grid ``[12, D, G, G]``, (knots ``[3, K]``,
-        mix ``[3]``, bias ``[1]``)) as float32 numpy arrays. Cost independent of ``H, W`` apart
+        mix ``[3]``, bias ``[1]``)) as float32 numpy arrays, on the device the net is on. Cost independent of ``H, W`` apart
         from one area-downsampling pass."""
-        from .lowres import area_resize_hwc
-
+        dev = self.adapter.to_grid.weight.device
         L = self.config.lowres
-        low = torch.from_numpy(area_resize_hwc(image, L, L)).permute(2, 0, 1).unsqueeze(0)
-        cond = torch.from_numpy(text_features(instruction, has_mask, self.config.hash_dim)).unsqueeze(0)
-        with _torch_threads(1):
+        low = torch.from_numpy(area_resize_hwc(image, L, L)).permute(2, 0, 1).unsqueeze(0).to(dev)
+        cond = torch.from_numpy(self.text_features(instruction, has_mask)).unsqueeze(0).to(dev)
+        with _torch_threads(1) if dev.type == "cpu" else nullcontext():
             grid, gd = self(low, cond)
         knots, mix, bias = self.guidance_params(gd)
-        return grid[0].numpy(), (knots[0].numpy(), mix[0].numpy(), bias[0].numpy())
+        return grid[0].cpu().numpy(), (knots[0].cpu().numpy(), mix[0].cpu().numpy(), bias[0].cpu().numpy())
 
 
 @contextmanager
@@ -204,8 +236,6 @@ def _torch_threads(n: int):
 
 def save_small(net: SmallRetouchNet, path: str | Path, metadata: dict[str, str] | None = None) -> tuple[Path, Path]:
     """Write ``<path>.safetensors`` (float32 state dict) and ``<path>.json`` (config + metadata)."""
-    from iretouch_bench.weights.store import save_safetensors
-
     path = Path(path)
     st = path.with_suffix(".safetensors")
     cfg = path.with_suffix(".json")
@@ -221,25 +251,32 @@ def save_small(net: SmallRetouchNet, path: str | Path, metadata: dict[str, str] 
     return st, cfg
 
 
-def load_small(weights: str | Path | None = None, config: str | Path | None = None) -> SmallRetouchNet:
-    """Load the small model (default: the shipped weights). Raises WeightsError on problems."""
-    from iretouch_bench.core.errors import WeightsError
-    from iretouch_bench.weights.store import load_safetensors
-
+def read_config(weights: str | Path | None = None, config: str | Path | None = None) -> SmallConfig:
+    """The config recorded next to ``weights`` (default: the shipped model), checked against the
+    suite's instruction vocabulary. Raises a one-line WeightsError naming the file on any problem."""
     st = Path(weights) if weights is not None else SHIPPED_WEIGHTS
     cfg_path = Path(config) if config is not None else st.with_suffix(".json")
     if not st.is_file():
-        raise WeightsError(f"{st}: small-model weights not found (train them: python -m iretouch_bench.models.train)")
+        raise WeightsError(f"{st}: small-model weights not found (train them: iretouch-bench train ours-small)")
     if not cfg_path.is_file():
         raise WeightsError(f"{cfg_path}: small-model config not found next to {st.name}")
     try:
         cfg = SmallConfig.from_json(json.loads(cfg_path.read_text())["config"])
     except (ValueError, KeyError, TypeError) as err:
         raise WeightsError(f"{cfg_path}: malformed small-model config ({err})") from err
-    net = SmallRetouchNet(cfg)
+    why = vocabulary_mismatch(cfg)
+    if why is not None:
+        raise WeightsError(f"{st}: {why}; retrain it (iretouch-bench train ours-small) or use the suite "
+                           f"version it was trained with")
+    return cfg
+
+
+def load_small(weights: str | Path | None = None, config: str | Path | None = None) -> SmallRetouchNet:
+    """Load the small model (default: the shipped weights). Raises WeightsError on problems."""
+    st = Path(weights) if weights is not None else SHIPPED_WEIGHTS
+    net = SmallRetouchNet(read_config(st, config))
     try:
-        state = load_safetensors(st)
-        net.load_state_dict(state, strict=True)
+        net.load_state_dict(load_safetensors(st), strict=True)
     except Exception as err:
         raise WeightsError(f"{st}: cannot load small-model weights ({err})") from err
     return net.eval()

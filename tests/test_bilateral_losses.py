@@ -1,13 +1,18 @@
-"""Training losses of the bilateral model and the small model's text conditioning."""
+"""Training losses of the bilateral model; the small model's text conditioning and recorded vocabulary."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 import torch
 
-from iretouch_bench.models import losses
-from iretouch_bench.models.bilateral import identity_grid
+from iretouch_bench.core.errors import WeightsError
+from iretouch_bench.models import small
+from iretouch_bench.models.kernels.reference import identity_grid
 from iretouch_bench.models.small import (
+    SHIPPED_WEIGHTS,
     SmallConfig,
     SmallRetouchNet,
     hashed_bow,
@@ -15,6 +20,10 @@ from iretouch_bench.models.small import (
     save_small,
     text_features,
 )
+from iretouch_bench.training import losses
+from iretouch_bench.vocab.attributes import ATTRIBUTES, VOCAB_VERSION
+
+TINY = dict(lowres=32, widths=(8, 8, 16), grid_size=4, grid_depth=4, hidden=16, n_knots=5)
 
 
 def test_laplacian_zero_for_affine_grids_positive_for_noise():
@@ -74,7 +83,7 @@ def test_text_features_attribute_bank_and_hashing():
 
 def test_small_net_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
-    net = SmallRetouchNet(SmallConfig(lowres=32, widths=(8, 8, 16), grid_size=4, grid_depth=4, hidden=16, n_knots=5))
+    net = SmallRetouchNet(SmallConfig(**TINY))
     with torch.no_grad():
         net.adapter.to_grid.weight.normal_(0, 0.1)
     save_small(net, tmp_path / "m")
@@ -84,3 +93,54 @@ def test_small_net_save_load_round_trip(tmp_path):
     g2, p2 = net2.predict(img, "brighter", False)
     assert np.array_equal(g1, g2) and all(np.array_equal(a, b) for a, b in zip(p1, p2))
     assert net.config.lowres == net2.config.lowres == 32
+
+
+def test_text_features_follow_the_attribute_list_given():
+    f = text_features("Make it warmer and brighter", False, attributes=("temperature:warm", "brightness:down"))
+    assert f.shape == (2 + 2 + 256,)
+    assert f[0] > 0 and f[1] == 0  # warm matched; "brighter" is brightness:up, not in this list
+
+
+def test_config_records_the_vocabulary_and_sizes_the_input_from_it(tmp_path):
+    cfg = SmallConfig(**TINY)
+    assert cfg.vocab_version == VOCAB_VERSION and cfg.attributes == ATTRIBUTES
+    narrow = SmallRetouchNet(SmallConfig(**TINY, attributes=("brightness:up", "brightness:down")))
+    assert narrow.cond[0].in_features == 2 + 2 + 256  # input size from the recorded list, not the bank
+    save_small(narrow, tmp_path / "n")
+    saved = json.loads((tmp_path / "n.json").read_text())["config"]
+    assert saved["vocab_version"] == VOCAB_VERSION and saved["attributes"] == ["brightness:up", "brightness:down"]
+    assert "n_attributes" not in saved
+    # a list that is not the suite's, under the suite's own version: refused, not silently misread
+    with pytest.raises(WeightsError, match="attribute list"):
+        load_small(tmp_path / "n.safetensors")
+
+
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_weights_from_another_vocabulary_are_a_one_line_error(tmp_path, monkeypatch):
+    net = SmallRetouchNet(SmallConfig(**TINY))
+    st, cj = save_small(net, tmp_path / "m")
+    d = json.loads(cj.read_text())
+    d["config"]["vocab_version"] = "v0"
+    cj.write_text(json.dumps(d))
+    with pytest.raises(WeightsError) as err:
+        load_small(st)
+    msg = _one_line(err)
+    assert str(st) in msg and "v0" in msg and VOCAB_VERSION in msg
+    # the suite's vocabulary moves on (an attribute appended, version bumped): the shipped model
+    # says so in one line instead of failing on a tensor shape
+    monkeypatch.setattr(small, "VOCAB_VERSION", "v999")
+    monkeypatch.setattr(small, "ATTRIBUTES", ATTRIBUTES + ("clarity:up",))
+    with pytest.raises(WeightsError) as err:
+        load_small()
+    msg = _one_line(err)
+    assert str(SHIPPED_WEIGHTS) in msg and VOCAB_VERSION in msg and "v999" in msg
+    # a config that records no vocabulary is refused too (its input size would follow today's bank)
+    del d["config"]["vocab_version"], d["config"]["attributes"]
+    cj.write_text(json.dumps(d))
+    with pytest.raises(WeightsError, match="records no instruction vocabulary"):
+        load_small(st)

@@ -77,8 +77,8 @@ def test_vae_decoder_never_runs_and_lowres_cost_is_constant(gen, monkeypatch):
 
 
 def test_gradients_reach_adapter_and_unet_not_frozen_vae(gen):
-    from iretouch_bench.models.bilateral import slice_apply
     from iretouch_bench.models.guidance import evaluate_guidance
+    from iretouch_bench.models.slicing import slice_apply
 
     gen.train()
     img = torch.rand(2, 3, gen.lowres, gen.lowres)

@@ -7,10 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from iretouch_bench.core.errors import BenchError
-from iretouch_bench.models.small import SHIPPED_CONFIG, SHIPPED_WEIGHTS
 from iretouch_bench.adapters.registry import create_model, get_model_class
+from iretouch_bench.core.errors import BenchError, WeightsError
 from iretouch_bench.core.hashing import sha256_file
+from iretouch_bench.models import slicing
+from iretouch_bench.models.kernels import numba_cpu
+from iretouch_bench.models.small import SHIPPED_CONFIG, SHIPPED_WEIGHTS
+from iretouch_bench.vocab.attributes import ATTRIBUTES, VOCAB_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,7 @@ def test_shipped_weights_are_small_and_identified(ours):
     info = ours.info()
     assert info["variant"] == "small"
     assert info["weights_sha256"] == sha256_file(SHIPPED_WEIGHTS)
+    assert info["config"]["vocab_version"] == VOCAB_VERSION and tuple(info["config"]["attributes"]) == ATTRIBUTES
     meta = json.loads(SHIPPED_CONFIG.read_text())["metadata"]
     from iretouch_bench.synth.pairs import EVAL_PHOTOS
 
@@ -105,10 +109,38 @@ def test_bad_weights_are_one_line_errors(tmp_path):
         create_model("ours", weights=str(tmp_path)).load()  # empty folder: not a generator
 
 
+def test_info_names_the_backend_that_runs(ours, monkeypatch):
+    """No silent slow path: without the fused CPU kernel, ``ours`` still edits (same numbers),
+    warns, and its info (recorded in run.json) says the reference ran and why."""
+    img = _img(40, 56, 3)
+    if numba_cpu.nb is not None:
+        assert ours.info()["backend"] == "numba" and "backend_note" not in ours.info()
+    fast = ours.retouch(img, "Make it warmer.")
+    monkeypatch.setattr(numba_cpu, "UNAVAILABLE_REASON", "numba unavailable (simulated)")
+    monkeypatch.setattr(slicing, "_warned", set())
+    with pytest.warns(RuntimeWarning, match="grid_sample reference"):
+        slow = ours.retouch(img, "Make it warmer.")
+    assert np.abs(slow - fast).max() <= 1e-5
+    info = ours.info()
+    assert info["backend"] == "reference" and "simulated" in info["backend_note"]
+
+
+def test_weights_from_another_vocabulary_fail_in_preflight(tmp_path):
+    from iretouch_bench.models.small import SmallConfig, SmallRetouchNet, save_small
+
+    st, cj = save_small(SmallRetouchNet(SmallConfig(lowres=32, widths=(8, 8, 16), grid_size=4, grid_depth=4,
+                                                    hidden=16, n_knots=5)), tmp_path / "old")
+    d = json.loads(cj.read_text())
+    d["config"]["vocab_version"] = "v0"
+    cj.write_text(json.dumps(d))
+    with pytest.raises(WeightsError, match=f"old.safetensors: trained with instruction vocabulary v0 .*{VOCAB_VERSION}"):
+        create_model("ours", weights=str(st)).preflight()
+
+
 def test_training_command_is_deterministic_and_writes_its_outputs(tmp_path):
     """A miniature run of the training that produced the shipped weights: same seed, same bytes."""
     from iretouch_bench.models.small import SmallConfig, load_small
-    from iretouch_bench.models.train import train_ours
+    from iretouch_bench.training.small import train_ours
 
     cfg = SmallConfig(lowres=32, widths=(8, 8, 16), grid_size=4, grid_depth=4, hidden=16, n_knots=5)
     runs = []

@@ -1,24 +1,25 @@
-"""Train the shipped small model from scratch (CPU, minutes): ``python -m iretouch_bench.models.train``.
+"""Train the shipped small model from scratch (CPU, minutes): ``iretouch-bench train ours-small``.
 
 Data: triplets (input, target, instruction[, mask]) synthesised by the photo-finishing
 pipeline (:func:`iretouch_bench.synth.pairs.make_pair`) from the photos in
-:data:`~iretouch_bench.synth.pairs.TRAIN_PHOTOS` only -- disjoint from the embedded evaluation
-set's :data:`~iretouch_bench.synth.pairs.EVAL_PHOTOS`. Categories: global, style, local and
+:data:`~iretouch_bench.synth.photos.TRAIN_PHOTOS` only -- disjoint from the embedded evaluation
+set's :data:`~iretouch_bench.synth.photos.EVAL_PHOTOS`. Categories: global, style, local and
 portrait (the training photos hold no faces, so portrait pairs use a random face-sized ellipse
 as the region). Photos are flipped at random before a pair is made, and each step takes random
 crops (random aspect) of the pairs.
 
 Loss (paper Sec. 3.3): L1 to the target + Laplacian smoothness of the grid residual + soft
 out-of-gamut penalty (:mod:`.losses`), through the reference (differentiable) slice-and-apply.
+The model's input follows the instruction vocabulary of the suite at training time; its
+version and attribute list are recorded in the config (see :mod:`iretouch_bench.models.small`).
 
 Outputs in ``--out``: ``ours_small.safetensors`` + ``ours_small.json`` (config and training
 metadata), ``loss_curve.png``, ``train_log.json``. Copy the first two into ``models/weights/``
-to ship them. ``train_ours`` is the function an ``iretouch-bench train`` command calls.
+to ship them. ``train_ours`` is the function ``iretouch-bench train ours-small`` calls.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
@@ -28,30 +29,36 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from .bilateral import slice_apply_reference
-from .guidance import evaluate_guidance
+from iretouch_bench.models.guidance import evaluate_guidance
+from iretouch_bench.models.kernels.reference import slice_apply_reference
+from iretouch_bench.models.small import SmallConfig, SmallRetouchNet, save_small, text_features
+from iretouch_bench.synth.pairs import augment, make_pair
+from iretouch_bench.synth.photos import TRAIN_PHOTOS, load_photo
+
 from .losses import bilateral_loss
-from .small import SmallConfig, SmallRetouchNet, save_small, text_features
 
-__all__ = ["DEFAULTS", "build_pool", "train_ours", "main"]
+__all__ = ["DEFAULTS", "TRAINED_BY", "build_pool", "forward_train", "train_ours"]
+
+#: how the recorded weights say they were made (kept in the weights file's metadata)
+TRAINED_BY = "iretouch-bench train ours-small"
 
 DEFAULTS: dict[str, Any] = dict(steps=2000, seed=0, batch=8, lr=2e-3, pool=1600, max_side=256,
                                 w_smooth=0.02, w_gamut=1.0, mask_prob=0.75)
 CATEGORY_PROBS = {"global": 0.35, "style": 0.25, "local": 0.25, "portrait": 0.15}
 
 
-def build_pool(n: int, seed: int, max_side: int = 256, progress: bool = True) -> list[dict[str, Any]]:
+def build_pool(n: int, seed: int, max_side: int = 256, progress: bool = True,
+               attributes: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """``n`` verified training pairs from TRAIN_PHOTOS (uint8 images to keep memory small:
     the evaluation set is stored as 8-bit PNG too).
 
     Each item: ``input``/``target`` uint8 ``[H, W, 3]``, ``mask`` uint8 ``[H, W]`` or None,
-    ``instruction``, ``category``, ``cond`` float32 text features (mask flag off).
+    ``instruction``, ``category``, ``cond`` float32 text features over ``attributes`` (default:
+    the suite's current attribute bank; mask flag off).
     """
-    from tqdm import tqdm
-
-    from iretouch_bench.synth.pairs import TRAIN_PHOTOS, augment, load_photo, make_pair
-
+    kw = {} if attributes is None else {"attributes": tuple(attributes)}
     rng = np.random.default_rng(seed)
     photos = {name: load_photo(name, max_side=max_side) for name in TRAIN_PHOTOS}
     cats, probs = list(CATEGORY_PROBS), np.array(list(CATEGORY_PROBS.values()))
@@ -73,7 +80,7 @@ def build_pool(n: int, seed: int, max_side: int = 256, progress: bool = True) ->
         m = pair.get("mask")
         pool.append({"input": to8(pair["input"]), "target": to8(pair["target"]),
                      "mask": None if m is None else to8(m), "instruction": pair["instruction"],
-                     "category": pair["category"], "cond": text_features(pair["instruction"], False)})
+                     "category": pair["category"], "cond": text_features(pair["instruction"], False, **kw)})
         bar.update(1)
     bar.close()
     return pool
@@ -118,6 +125,7 @@ def forward_train(net: SmallRetouchNet, inp: torch.Tensor, mask: torch.Tensor, c
 
 
 def _plot(history: list[dict[str, float]], path: Path) -> None:
+    # Imported here: matplotlib is slow to import and only the end of a training run plots.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,17 +162,15 @@ def train_ours(out_dir: str | Path, steps: int = DEFAULTS["steps"], seed: int = 
     Returns a summary dict: paths of ``weights``, ``config``, ``loss_curve``, ``log``; final
     losses; wall time in seconds. Deterministic for a given ``seed`` and thread count.
     """
-    from tqdm import tqdm
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     t0 = time.time()
-    pool = build_pool(pool_size, seed, max_side=max_side, progress=progress)
-    t_pool = time.time() - t0
     cfg = config or SmallConfig()
+    pool = build_pool(pool_size, seed, max_side=max_side, progress=progress, attributes=cfg.attributes)
+    t_pool = time.time() - t0
     net = SmallRetouchNet(cfg)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -199,10 +205,10 @@ def train_ours(out_dir: str | Path, steps: int = DEFAULTS["steps"], seed: int = 
     net.eval()
     wall = time.time() - t0
     k = min(len(history), 100)
-    meta = {"trained_by": "python -m iretouch_bench.models.train", "steps": str(steps), "seed": str(seed),
+    meta = {"trained_by": TRAINED_BY, "steps": str(steps), "seed": str(seed),
             "batch": str(batch), "lr": str(lr), "pool_size": str(pool_size), "max_side": str(max_side),
             "w_smooth": str(w_smooth), "w_gamut": str(w_gamut), "mask_prob": str(mask_prob),
-            "train_photos": ",".join(__import__("iretouch_bench.synth.pairs", fromlist=["x"]).TRAIN_PHOTOS),
+            "train_photos": ",".join(TRAIN_PHOTOS),
             "final_l1_last100": f"{np.mean([h['l1'] for h in history[-k:]]):.5f}",
             "identity_l1_last100": f"{np.mean([h['identity_l1'] for h in history[-k:]]):.5f}",
             "wall_seconds": f"{wall:.0f}", "torch": torch.__version__, "threads": str(torch.get_num_threads()),
@@ -215,25 +221,3 @@ def train_ours(out_dir: str | Path, steps: int = DEFAULTS["steps"], seed: int = 
     return {"weights": str(st), "config": str(cj), "loss_curve": str(png), "log": str(log),
             "final_l1": float(meta["final_l1_last100"]), "identity_l1": float(meta["identity_l1_last100"]),
             "wall_seconds": wall, "pool_seconds": t_pool, "n_params": n_params}
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m iretouch_bench.models.train",
-                                 description="Train the shipped small `ours` model from scratch on CPU.")
-    ap.add_argument("--out", default="ours_small_run", help="output folder (default: ./ours_small_run)")
-    ap.add_argument("--steps", type=int, default=DEFAULTS["steps"])
-    ap.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    ap.add_argument("--batch", type=int, default=DEFAULTS["batch"])
-    ap.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    ap.add_argument("--pool", type=int, default=DEFAULTS["pool"], help="number of synthesised training pairs")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    res = train_ours(args.out, args.steps, args.seed, batch=args.batch, lr=args.lr, pool_size=args.pool,
-                     threads=args.threads, progress=not args.no_progress)
-    print(json.dumps(res, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
