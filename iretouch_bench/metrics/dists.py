@@ -24,6 +24,9 @@ does too).
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -36,6 +39,25 @@ CHANNELS = (3, 64, 128, 256, 512, 512)
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 C1 = C2 = 1e-6
+
+
+@contextlib.contextmanager
+def ieee_fp32_convolutions(device: torch.device) -> Iterator[None]:
+    """cuDNN convolutions in true float32 inside the block (restored after).
+
+    This torch build lets cuDNN use TF32 for float32 convolutions by default, which rounds
+    inputs to a 10-bit mantissa and moves DISTS values in the fourth decimal; the protocol's
+    numbers are float32 ones, so on CUDA the VGG convolutions run with TF32 off. No-op on CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    conv = torch.backends.cudnn.conv
+    old = conv.fp32_precision
+    conv.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision = old
 
 
 class DISTSNet:
@@ -152,11 +174,12 @@ class DISTSNet:
         counts = [pair.shape[2] * pair.shape[3]]
         h = ((pair - self.mean) / self.std).to(self.dtype).contiguous(memory_format=torch.channels_last)
         del pair
-        for stage in range(len(STAGES)):
-            m, h_next = self._stage(h, stage)
-            out.append(m)
-            counts.append(h.shape[2] * h.shape[3])
-            h = h_next
+        with ieee_fp32_convolutions(self.device):
+            for stage in range(len(STAGES)):
+                m, h_next = self._stage(h, stage)
+                out.append(m)
+                counts.append(h.shape[2] * h.shape[3])
+                h = h_next
         return out, counts
 
     def score_pair(self, x: torch.Tensor, y: torch.Tensor) -> float:
