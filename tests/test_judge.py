@@ -381,4 +381,10 @@ def test_specs():
         assert all(r.reasons[k] for k in ("sc", "pq", "o"))
     assert "offline" in make_judge("offline").score_batch([_req(0)])[0].reasons["sc"]
     with pytest.raises(JudgeError, match="judge spec"):
-        make_judge("gemini:pro")
+        make_judge("claude:x")
+    with pytest.raises(JudgeError, match="cannot be combined"):
+        make_judge("offline,openai:gpt-4o")
+    with pytest.raises(JudgeError, match="twice"):
+        make_judge("openai:gpt-4o,openai:gpt-4o")
+    with pytest.raises(JudgeError, match="http"):
+        make_judge("openai:m@ftp://x")

@@ -62,6 +62,10 @@ class JudgeResult:
             "total_tokens", "api_calls"}`` (answers served from the cache cost no tokens).
         cost_usd: dollars spent in this run for this sample; ``None`` when the model has no known price.
         cached: ``True`` when every answer came from the on-disk cache (no API call at all).
+        spec: the judge that answered (``openai:MODEL``, ``gemini:MODEL``), for per-judge blocks.
+        prompt_hash: the prompt set's hash (None for the offline judges).
+        per_judge: with several judges (:class:`~.multi.MultiJudge`), every judge's result by spec,
+            the primary's included; this result's ``values`` are the primary's.
     """
 
     values: dict[str, float | None]
@@ -70,6 +74,18 @@ class JudgeResult:
     usage: dict[str, int] = field(default_factory=dict)
     cost_usd: float | None = None
     cached: bool = False
+    spec: str | None = None
+    prompt_hash: str | None = None
+    per_judge: dict[str, "JudgeResult"] | None = None
+
+    def block(self) -> dict[str, Any]:
+        """This judge's entry in a sample record's ``judges`` map (and its ``judge`` block):
+        scores, null reasons, the snapshots the API reported, prompt hash, usage, cost, answers."""
+        return {"spec": self.spec, "sc": self.values.get("sc"), "pq": self.values.get("pq"),
+                "o": self.values.get("o"), "null_reasons": dict(self.reasons), "prompt_hash": self.prompt_hash,
+                # the model ids the API reported: aggregation never averages two into one cell
+                "snapshots": sorted({a["model"] for a in self.raw if a.get("model")}),
+                "usage": dict(self.usage), "cost_usd": self.cost_usd, "cached": self.cached, "raw": list(self.raw)}
 
     def to_json(self) -> dict[str, Any]:
         return {

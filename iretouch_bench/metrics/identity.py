@@ -17,7 +17,11 @@ Pipeline (facenet-pytorch's own classes, no re-implementation):
 Policy
 ------
 * No face in the INPUT: ``None`` with reason ``"no_face"`` (never 0): nothing to preserve.
-* Several faces in the input: the most confident detection is the subject.
+* Several faces in the input: the subject is chosen by ``face`` (an option, recorded in
+  ``detail["face_choice"]``): ``"confident"`` (default) the most confident detection,
+  ``"largest"`` the largest box (what facenet-pytorch's ``MTCNN(select_largest=True)`` keeps).
+* The crop margin (``margin``, default :data:`MARGIN`) is an option too, recorded in
+  ``detail["margin"]``.
 * The output face is the output detection that overlaps the subject's box most, accepted at
   IoU >= :data:`MATCH_IOU` (retouching must not move content). When the output has no face
   at all, or none at that position, the output is embedded AT THE INPUT'S BOX and the score is
@@ -52,6 +56,8 @@ DETECT_MAX_SIDE = 1024
 MARGIN = 32
 IMAGE_SIZE = 160
 MATCH_IOU = 0.3
+#: Which input face is the subject when there are several (``face=`` option).
+FACE_CHOICES = ("confident", "largest")
 
 _LOCK = threading.Lock()
 _DETECTORS: dict[str, Any] = {}
@@ -129,10 +135,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
-def _crop(img_u8: np.ndarray, box: np.ndarray):
+def _crop(img_u8: np.ndarray, box: np.ndarray, margin: int = MARGIN):
     """Float32 tensor ``[3, 160, 160]`` standardised as the weights were trained."""
     fp = _facenet()
-    face = fp.extract_face(Image.fromarray(img_u8), [float(v) for v in box], IMAGE_SIZE, MARGIN)
+    face = fp.extract_face(Image.fromarray(img_u8), [float(v) for v in box], IMAGE_SIZE, margin)
     return fp.fixed_image_standardization(face)
 
 
@@ -141,8 +147,14 @@ def face_similarity(
     output_rgb: np.ndarray,
     device: str = "cpu",
     weights: str | None = None,
+    *,
+    margin: int = MARGIN,
+    face: str = "confident",
 ) -> tuple[float | None, str | None, dict]:
     """Cosine similarity of FaceNet embeddings of the subject's face in input and output.
+
+    ``margin``: crop margin in pixels of the 160 px crop (facenet-pytorch's definition).
+    ``face``: the subject when the input shows several faces, ``"confident"`` or ``"largest"``.
 
     ``input_rgb``/``output_rgb``: ``[H, W, 3]`` float in [0, 1] (or uint8). ``weights``: ``None``
     or ``"auto"`` (vggface2 when available, else the offline casia-webface), ``"vggface2"``,
@@ -151,18 +163,27 @@ def face_similarity(
     the weights label, boxes (full-resolution pixels), detection probabilities and how the
     output face was matched. See the module docstring for the policy.
     """
+    if face not in FACE_CHOICES:
+        raise ValueError(f"face_similarity: face={face!r}, expected one of {', '.join(FACE_CHOICES)}")
+    if int(margin) != margin or margin < 0:
+        raise ValueError(f"face_similarity: margin must be a whole number of pixels >= 0, got {margin!r}")
+    margin = int(margin)
     inp = _as_uint8(input_rgb, "input")
     out = _as_uint8(output_rgb, "output")
     detail: dict[str, Any] = {"detector": "facenet_pytorch.MTCNN", "detect_max_side": DETECT_MAX_SIDE,
-                              "margin": MARGIN, "image_size": IMAGE_SIZE,
+                              "margin": margin, "face_choice": face, "image_size": IMAGE_SIZE,
                               "standardization": "fixed (x-127.5)/128"}
     in_boxes, in_probs = _detect(inp, device)
     detail["input_faces"] = int(len(in_boxes))
     if len(in_boxes) == 0:
         return None, "no_face", detail
-    subject = in_boxes[0]
+    pick = 0
+    if face == "largest":
+        areas = (in_boxes[:, 2] - in_boxes[:, 0]) * (in_boxes[:, 3] - in_boxes[:, 1])
+        pick = int(np.argmax(areas))  # first of equals: the more confident (boxes are sorted by probability)
+    subject = in_boxes[pick]
     detail["input_box"] = [round(float(v), 2) for v in subject]
-    detail["input_prob"] = round(float(in_probs[0]), 6)
+    detail["input_prob"] = round(float(in_probs[pick]), 6)
 
     # The subject's expected position in the output (same place; scaled if the size differs).
     sx = out.shape[1] / inp.shape[1]
@@ -191,7 +212,7 @@ def face_similarity(
 
     net, label = _embedder(device, weights)
     detail["weights"] = label
-    batch = torch.stack([_crop(inp, subject), _crop(out, out_box)]).to(device)
+    batch = torch.stack([_crop(inp, subject, margin), _crop(out, out_box, margin)]).to(device)
     with torch.no_grad():
         emb = net(batch).double().cpu()  # [2, 512], L2-normalised by InceptionResnetV1
     value = float(torch.nn.functional.cosine_similarity(emb[0:1], emb[1:2]).item())
