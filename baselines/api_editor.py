@@ -195,18 +195,19 @@ class ApiEditor(RetouchModel):
         return "none (placeholder key for a custom endpoint)" if not self._official_host() else "missing"
 
     def missing(self) -> list[str]:
+        """What ``models list`` shows and preflight refuses: a missing key (official endpoint
+        only: a local server or proxy may need none), a missing package, a retired model id."""
         out = super().missing()
-        if not self._official_host():  # a custom endpoint (local server, proxy) may need no key
+        if not self._official_host():
             out = [m for m in out if not m.startswith("needs the key")]
+        elif self.model_id in self.RETIRED:
+            out.append(f"cannot run model id '{self.model_id}' here: it {self.RETIRED[self.model_id]}; choose "
+                       f"another with --model-args model=ID ({self.SUBSTITUTE_HINT}); a substitute is recorded "
+                       "in run.json and is a different leaderboard row")
         return out
 
     def preflight(self) -> None:
-        super().preflight()
-        self.api_key()
-        if self.model_id in self.RETIRED and self._official_host():
-            raise ModelError(f"model '{self.name}': model id '{self.model_id}' {self.RETIRED[self.model_id]}; "
-                             f"choose another with --model-args model=ID ({self.SUBSTITUTE_HINT}); "
-                             "a substitute is recorded in run.json and is a different leaderboard row")
+        super().preflight()  # raises with :meth:`missing`'s words
         self._check_package()
 
     def _check_package(self) -> None:

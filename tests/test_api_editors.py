@@ -308,9 +308,10 @@ def test_unknown_model_id_is_one_line_and_stops(editor):
 
 def test_retired_id_refused_by_preflight_on_openai(monkeypatch):
     m = create_model("gpt-image-1")
-    with pytest.raises(ModelError, match=r"'gpt-image-1' was shut down by OpenAI on 2026-10-23; choose another "
-                                         r"with --model-args model=ID"):
+    with pytest.raises(ModelError, match=r"'gpt-image-1' here: it was shut down by OpenAI on 2026-10-23; choose "
+                                         r"another with --model-args model=ID"):
         m.preflight()
+    assert m.status().startswith("cannot run model id 'gpt-image-1'")  # what models list shows
     sub = create_model("gpt-image-1", model="gpt-image-2.5-flare", input_fidelity="omit")
     sub.preflight()  # a substitute id: fine, and recorded as its own row
     assert sub.info()["model_id"] == "gpt-image-2.5-flare" and not sub.info()["model_id_is_default"]
@@ -406,7 +407,7 @@ def test_models_list_status(monkeypatch):
 
     def status(name):
         return get_model_class(name)().status()
-    assert status("gpt-image-1") == "needs the key in $OPENAI_API_KEY"
+    assert status("gpt-image-1").startswith("needs the key in $OPENAI_API_KEY; cannot run model id 'gpt-image-1'")
     assert status("gemini-2.5-flash-image") == "needs the key in $GOOGLE_API_KEY or $GEMINI_API_KEY"
     assert status("flux-kontext-pro") == "needs the key in $BFL_API_KEY"
     for name in NAMES:
