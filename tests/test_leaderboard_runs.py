@@ -149,7 +149,7 @@ def test_a_tampered_run_is_rejected_with_every_problem(runs, tmp_path):
     for check in ("summary_recomputes", "values_in_range", "o_is_sqrt_sc_pq", "judge_and_device_recorded",
                   "authors_stated", "no_absolute_paths", "no_secrets"):
         assert check + ":" in problems, check
-    assert "ssim.mean" in problems and "l1 3.0" in problems and "o=7.0" in problems
+    assert "summary.json ssim: mean" in problems and "l1 3.0" in problems and "o=7.0" in problems
     assert "sk-abcdef" not in problems  # a secret is reported, never echoed
     assert not (tmp_path / "subs").exists()
     # and through the CLI: exit 1, one line per problem

@@ -80,6 +80,8 @@ class Board:
 
 def row_label(res: Result) -> str:
     label = res.model.name
+    if res.model.api_model_id:
+        label += f" ({res.model.api_model_id})"
     if res.model.strength != 1.0:
         label += f" (strength {res.model.strength:g})"
     if res.model.weights:

@@ -116,16 +116,16 @@ def _close(a: Any, b: Any) -> bool:
 
 
 def _compare_stats(label: str, stored: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+    """One line per metric whose stored mean, counts or interval differ from the recomputed ones."""
     out = []
     for k in SAMPLE_KEYS:
         s, f = stored.get(k) or {}, fresh.get(k) or {}
-        for field_ in ("mean", "n", "n_null"):
-            if not _close(s.get(field_), f.get(field_)):
-                out.append(f"{label} {k}.{field_} is {s.get(field_)!r}, samples.jsonl gives {f.get(field_)!r}")
         sci, fci = s.get("ci") or {}, f.get("ci") or {}
-        for field_ in ("lo", "hi"):
-            if not _close(sci.get(field_), fci.get(field_)):
-                out.append(f"{label} {k}.ci.{field_} is {sci.get(field_)!r}, samples.jsonl gives {fci.get(field_)!r}")
+        fields = [n for n in ("mean", "n", "n_null") if not _close(s.get(n), f.get(n))]
+        fields += [f"ci.{n}" for n in ("lo", "hi") if not _close(sci.get(n), fci.get(n))]
+        if fields:
+            out.append(f"{label} {k}: {', '.join(fields)} differ (stored mean {s.get('mean')!r}, n {s.get('n')!r}; "
+                       f"samples.jsonl gives mean {f.get('mean')!r}, n {f.get('n')!r})")
     return out
 
 

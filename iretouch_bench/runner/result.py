@@ -108,6 +108,7 @@ class ModelIdentity(Strict):
     weights: Optional[str] = Field(description="weights as given (a name, or a file's base name)")
     weights_sha256: Optional[str]
     options: dict[str, Any] = Field(default_factory=dict)
+    api_model_id: Optional[str] = Field(default=None, description="the API model id requested (API editors)")
     api_snapshot: Optional[list[str]] = Field(default=None, description="API model snapshot(s) the provider returned")
     strength: float
 
@@ -299,7 +300,7 @@ def build_result(run_dir: Path, info: dict[str, Any], summary: dict[str, Any],
     if latency:
         lat_block = {k: {"median_s": v, "reason": None if v is not None else "not measured at this size"}
                      for k, v in latency.items() if k in LATENCY_KEYS}
-    api_snap = model.get("snapshot") or model.get("api_snapshot")
+    api_snap = model.get("model_snapshots") or model.get("snapshot") or model.get("api_snapshot")
     data = {
         "schema_version": SCHEMA_VERSION,
         "kind": "result",
@@ -310,7 +311,8 @@ def build_result(run_dir: Path, info: dict[str, Any], summary: dict[str, Any],
                   "weights": _weights_name(model.get("weights") or cfg.get("weights")),
                   "weights_sha256": model.get("weights_sha256"),
                   "options": model.get("options") or {},
-                  "api_snapshot": ([api_snap] if isinstance(api_snap, str) else api_snap) or None,
+                  "api_model_id": model.get("model_id"),
+                  "api_snapshot": ([api_snap] if isinstance(api_snap, str) else list(api_snap or [])) or None,
                   "strength": float(cfg.get("strength", 1.0))},
         "dataset": {"name": info["dataset"]["name"], "spec": _spec_name(info["dataset"].get("spec")),
                     "content_hash": info["dataset"]["content_hash"], "n_samples": info["dataset"]["n_samples"],
