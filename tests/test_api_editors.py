@@ -369,7 +369,10 @@ def test_budget_stops_before_it_is_exceeded(editor):
     assert est["calls"] == 100 and est["est_cost_usd"] == pytest.approx(100 * per_call, rel=1e-3)
 
 
-def test_key_appears_in_no_stored_file(editor, tmp_path):
+def test_key_appears_in_no_stored_file(editor, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)  # the client libraries' logging at their most verbose too
     name, spec, srv, make = editor
     key = KEYS[spec["key_env"]]
     m = make(max_retries=1)
@@ -388,6 +391,7 @@ def test_key_appears_in_no_stored_file(editor, tmp_path):
     assert files
     for f in files:
         assert key.encode() not in f.read_bytes(), f"key leaked into {f}"
+    assert caplog.records and key not in caplog.text
 
 
 # ---------------------------------------------------------------------------- endpoint, status, threads

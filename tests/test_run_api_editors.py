@@ -99,3 +99,28 @@ def test_run_api_editor_end_to_end(name, tiny_manifest, tmp_path):
         for f in Path(d).rglob("*"):
             if f.is_file():
                 assert SECRET[key_env].encode() not in f.read_bytes(), f"API key leaked into {f}"
+
+
+@pytest.mark.slow
+def test_run_api_editor_failure_exit_code(tiny_manifest, tmp_path):
+    """A sample the API rejects (HTTP 400, not a moderation) is a failed sample: recorded with the
+    API's reason in one line, the others are generated and scored, exit code 3."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET and not k.endswith("_BASE_URL")}
+    env.update(SECRET)
+    env["IRETOUCH_BENCH_CACHE"] = str(tmp_path / "cache")
+    with FakeOpenAIImages() as srv:
+        srv.hook = lambda req: (("status", 400, {}, {"error": {"message": "Invalid image: too small", "param": "image",
+                                                               "code": "invalid_image", "type": "invalid_request_error"}})
+                                if "warmer" in FakeOpenAIImages.form(req).get("prompt", "").lower() else None)
+        proc = _cli(["run", "--model", "gpt-image-1", "--model-args", f"base_url={srv.base_url}", "--dataset",
+                     f"iretouch:{tiny_manifest}", "--limit", "3", "--metrics", "distance", "--quiet",
+                     "--out", str(tmp_path / "a")], env)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    recs = {}
+    for f in (tmp_path / "a").glob("samples*.jsonl"):
+        for line in f.read_text().splitlines():
+            rec = json.loads(line)
+            recs[rec["id"]] = rec
+    assert recs["s1"]["status"] == "failed"  # "Make it warmer"
+    assert "HTTP 400" in recs["s1"]["error"] and "Invalid image: too small" in recs["s1"]["error"]
+    assert recs["s0"]["status"] == "ok" and recs["s2"]["status"] == "ok"
