@@ -338,3 +338,19 @@ def test_odd_meta_is_recorded_not_fatal(tiny_manifest, tmp_path, monkeypatch):
     meta = read_all(res.run_dir, "samples")["s0"]["model_meta"]
     assert meta["nan"] is None and meta["arr"] == [0, 1] and meta["np"] == 0.5 and "object" in meta["obj"]
 
+
+
+def test_latency_takes_model_args(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from iretouch_bench.cli import cli
+
+    monkeypatch.setenv("FAKE_CALL_LOG", str(tmp_path / "calls.jsonl"))
+    res = CliRunner().invoke(cli, ["latency", "--model", spec("Scaler"), "--model-args", "gain=0.5,tag=lat",
+                                   "--resolutions", "64x48", "--repeats", "1", "--warmup", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["model_args"] == {"gain": 0.5, "tag": "lat"}
+    calls = list(read_records(tmp_path / "calls.jsonl"))
+    assert calls and all(c["options"] == {"gain": 0.5, "tag": "lat"} for c in calls)
+    bad = CliRunner().invoke(cli, ["latency", "--model", spec("Scaler"), "--model-args", "gain"])
+    assert bad.exit_code == 2 and "expected key=value" in bad.output
