@@ -354,3 +354,28 @@ def test_latency_takes_model_args(tmp_path, monkeypatch):
     assert calls and all(c["options"] == {"gain": 0.5, "tag": "lat"} for c in calls)
     bad = CliRunner().invoke(cli, ["latency", "--model", spec("Scaler"), "--model-args", "gain"])
     assert bad.exit_code == 2 and "expected key=value" in bad.output
+
+
+def test_budget_admits_a_batch_as_one_reservation(tiny_manifest, tmp_path, call_log):
+    """batch_size 3 at $0.01 a request, $0.05 budget: the first batch ($0.03) runs, the second
+    would make $0.06 and is left for a rerun (and admission never waits on its own reservation)."""
+    import threading
+
+    from iretouch_bench.datasets import load_dataset
+    from iretouch_bench.runner.generate import ModelBudget, generate
+    from iretouch_bench.runner.records import RecordWriter
+
+    model = create_model(spec("Batcher"))
+    samples = load_dataset(f"iretouch:{tiny_manifest}").samples
+    budget = ModelBudget(0.05, 0.01)
+    out = tmp_path / "run"
+    (out / "outputs").mkdir(parents=True)
+    done: dict = {}
+    worker = threading.Thread(target=generate, args=(model, samples, out, RecordWriter(out / "g.jsonl"), done),
+                              kwargs={"budget": budget}, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "generation deadlocked on the budget"
+    assert sorted(done) == ["s0", "s1", "s2"] and sorted(budget.skipped) == ["s3", "s4", "s5"]
+    assert budget.exhausted and budget.spent == pytest.approx(0.03)
+    assert [c["batch"] for c in call_log("fake-batcher")] == [["s0", "s1", "s2"]]

@@ -83,9 +83,12 @@ class ModelBudget:
     def spent(self) -> float:
         return self.ledger.spent_usd
 
-    def admit(self) -> float | None:
-        """Reserve one call's estimate; the amount reserved, or None once the budget is exhausted."""
-        return self.per_call if self.ledger.admit(self.per_call) else None
+    def admit(self, n_requests: int = 1) -> float | None:
+        """Reserve the estimate of one call carrying ``n_requests`` (a batch: one reservation, as a
+        caller must never wait on its own reservation); the amount reserved, or None once the
+        budget is exhausted."""
+        need = self.per_call * n_requests
+        return need if self.ledger.admit(need) else None
 
     def settle(self, reserved: float, cost: float | None) -> None:
         self.ledger.charge(reserved if cost is None else cost)  # charge first: a waiting admit sees it
@@ -194,18 +197,13 @@ class _Generator:
     def _call(self, calls: list[tuple[Sample, RetouchRequest, str | None]], recs: dict[str, dict]) -> None:
         reserved = 0.0
         if self.budget is not None:
-            admitted = []
-            for item in calls:
-                got = self.budget.admit()
-                if got is None:  # over budget: no record, so a rerun with more budget makes it
-                    self.budget.skip(item[0].id)
-                    recs.pop(item[0].id, None)
-                    continue
-                reserved += got
-                admitted.append(item)
-            calls = admitted
-            if not calls:
+            got = self.budget.admit(len(calls))
+            if got is None:  # over budget: no record, so a rerun with more budget makes them
+                for sample, _, _ in calls:
+                    self.budget.skip(sample.id)
+                    recs.pop(sample.id, None)
                 return
+            reserved = got
         cost: float | None = None
         try:
             t0 = time.perf_counter()
