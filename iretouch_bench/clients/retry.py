@@ -253,7 +253,10 @@ def exception_outcome(err: BaseException, timeout_s: float | None = None) -> Out
         if isinstance(err, openai.APIConnectionError):
             return Outcome.retry(f"connection error: {err}")
         if isinstance(err, openai.APIStatusError):
-            return status_outcome(err.status_code, err.response.headers, getattr(err, "message", str(err)))
+            message = str(getattr(err, "message", err))
+            prefix = f"Error code: {err.status_code} - "  # the client's prefix; the status is said once
+            message = message[len(prefix):] if message.startswith(prefix) else message
+            return status_outcome(err.status_code, err.response.headers, message)
         return Outcome.fail(f"{type(err).__name__}: {err}")
     genai_errors = sys.modules.get("google.genai.errors")
     if genai_errors is not None and isinstance(err, genai_errors.APIError):
