@@ -168,7 +168,8 @@ class ApiEditor(RetouchModel):
     @property
     def cache(self) -> ResponseCache:
         if self._cache is None:
-            root = self._cache_root or user_cache_dir("api-editors", self.name)
+            # cache=off touches no folder at all
+            root = self._cache_root or (user_cache_dir("api-editors", self.name) if self._cache_mode != "off" else ".")
             self._cache = ResponseCache(root, self._cache_mode, label=f"model '{self.name}' cache")
         return self._cache
 
