@@ -28,7 +28,8 @@ HASH_B = "b" * 64
 
 
 def fake_run(root: Path, name: str, *, ssim: list[float], attr: list[float], dataset_hash: str = HASH_A,
-             judge: dict | None = None, statuses: list[str] | None = None, o: list[float] | None = None) -> Path:
+             judge: dict | None = None, statuses: list[str] | None = None, o: list[float] | None = None,
+             limit: int | None = None) -> Path:
     """A run folder as the runner leaves it, with the given per-sample values."""
     d = root / name
     d.mkdir(parents=True)
@@ -36,12 +37,12 @@ def fake_run(root: Path, name: str, *, ssim: list[float], attr: list[float], dat
     statuses = statuses or ["ok"] * n
     info = {
         "config": {"model": name, "dataset": "embedded", "judge": (judge or {}).get("spec", "offline"),
-                   "limit": None, "out": str(d), "device": "cpu", "weights": None, "strength": 1.0,
+                   "limit": limit, "out": str(d), "device": "cpu", "weights": None, "strength": 1.0,
                    "metrics": list(SAMPLE_KEYS), "dataset_hash": dataset_hash, "suite_version": "0.1.0",
                    "fidelity_protocol": "paper/2", "vocab_version": "v1", "judge_cache_dir": "/home/x/cache"},
         "updated": "2026-01-01T00:00:00+00:00",
         "dataset": {"name": "embedded", "spec": "embedded", "root": "/home/x/data", "content_hash": dataset_hash,
-                    "n_samples": n, "n_selected": n, "card": "data_cards/embedded.md"},
+                    "n_samples": n if limit is None else 2 * n, "n_selected": n, "card": "data_cards/embedded.md"},
         "model": {"name": name, "class": f"tests.{name}", "weights": None, "device": "cpu", "options": {}},
         "judge": judge or {"spec": "offline", "kind": "offline", "model_requested": None, "model_snapshots": []},
         "versions": {"iretouch-bench": "0.1.0"}, "git": {"commit": "0" * 40, "dirty": False},
@@ -180,6 +181,15 @@ def test_boards_split_by_comparability_key_and_published_stand_apart(tmp_path):
     assert "0.9000 [0.9000, 0.9000]" in md  # mean [95% interval]
 
 
+def test_a_limited_run_is_never_ranked_against_a_full_one(tmp_path):
+    full = fake_run(tmp_path, "full", ssim=[0.9, 0.9, 0.9, 0.9], attr=[0.1, 0.2, 0.1, 0.2])
+    part = fake_run(tmp_path, "part", ssim=[0.9, 0.9], attr=[1.0, 1.0], limit=2)
+    boards = lb.build_boards([full, part])
+    assert [b.title for b in boards] == ["Measured on embedded (all 4 samples)",
+                                         "Measured on embedded (first 2 of 4 samples (--limit))"]
+    assert all(r.rank == 1 for b in boards for r in b.rows)
+
+
 def test_formats(tmp_path):
     a = fake_run(tmp_path, "alpha", ssim=[0.9, 0.8, 0.7], attr=[0.2, 0.4, 0.3])
     boards = lb.build_boards([a], with_published=True)
@@ -212,7 +222,7 @@ def test_cli_leaderboard_shows_shipped_rows_and_published(capsys):
 
     main(["leaderboard"])
     out = capsys.readouterr().out
-    assert "### Measured on embedded" in out and "| ours" in out and "| identity" in out
+    assert "### Measured on embedded (all 45 samples)" in out and "| ours" in out and "| identity" in out
     assert "leaderboard/submissions/" in out
     assert "Published (arXiv 2606.05071v1, Table 1)" in out
     # the shipped rows are valid results of the current schema

@@ -159,14 +159,26 @@ def _key_title(key: tuple[str, str, str]) -> str:
     return f"dataset {data[:12]} · fidelity protocol {proto} · judge {judge}"
 
 
+def subset_label(res: Result) -> str:
+    """Which samples a row's means are over: the whole dataset, or a part (``--limit``, shards)."""
+    c = res.counts
+    if c.n_records == c.n_dataset and res.config.get("limit") is None:
+        return f"all {c.n_dataset} samples"
+    limit = res.config.get("limit")
+    return (f"first {limit} of {c.n_dataset} samples (--limit)" if limit is not None
+            else f"{c.n_records} of {c.n_dataset} samples")
+
+
 def group_measured(rows: list[Row]) -> list[Board]:
-    """One board per comparability key; rows ranked by the primary instruction score inside it."""
-    groups: dict[tuple[str, str, str], list[Row]] = {}
+    """One board per comparability key (and sample subset: a mean over the first 15 samples is not
+    ranked against one over all 45); rows ranked by the primary instruction score inside it."""
+    groups: dict[tuple[str, ...], list[Row]] = {}
     for r in rows:
         assert r.result is not None
-        groups.setdefault(comparability_key(r.result), []).append(r)
+        groups.setdefault(comparability_key(r.result) + (subset_label(r.result),), []).append(r)
     boards = []
-    for key, rs in groups.items():
+    for gkey, rs in groups.items():
+        key, subset = gkey[:3], gkey[3]
         cols = [c for c in COLUMNS if any(r.cells[c].mean is not None for r in rs)]
         prim = _primary(cols)
         if prim:
@@ -175,7 +187,7 @@ def group_measured(rows: list[Row]) -> list[Board]:
             for i, r in enumerate(rs):
                 r.rank = i + 1 if r.cells[prim].mean is not None else None
         names = {r.result.dataset.name for r in rs if r.result}
-        board = Board(title=f"Measured on {', '.join(sorted(names))}", key=key, rows=rs, columns=cols,
+        board = Board(title=f"Measured on {', '.join(sorted(names))} ({subset})", key=key, rows=rs, columns=cols,
                       note=(f"Ranked by {prim} (mean over samples; 95% bootstrap interval in brackets); "
                             f"comparable rows only: {_key_title(key)}.") if prim else _key_title(key))
         _mark_best(board)

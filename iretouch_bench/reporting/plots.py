@@ -137,7 +137,7 @@ def quality_fidelity_svg(series: list[Series], sweeps: dict[str, list[tuple[floa
         keep = [(st, x, y) for (st, _), x, y in zip(pts, xs, ys) if x is not None and y is not None]
         if not keep:
             continue
-        ax.plot([k[1] for k in keep], [k[2] for k in keep], marker="s", linestyle="-", label=f"{name} (sweep)")
+        ax.plot([k[1] for k in keep], [k[2] for k in keep], marker="s", linestyle="-", label=f"{name} (n={pts[0][1].counts.n_ok})")
         for st, x, y in keep:
             ax.annotate(f"s={st:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("fidelity: SSIM (grayscale, histogram-matched) →")

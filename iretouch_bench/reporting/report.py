@@ -43,7 +43,7 @@ def _collect(paths: list[Path]) -> tuple[list[RunView], dict[str, list[tuple[flo
     for p in paths:
         if is_sweep(p):
             meta, points = load_sweep(p)
-            name = f"{meta.get('model')} ({p.name})"
+            name = f"{meta.get('model')} sweep {p.name}"
             sweeps[name] = [(pt.strength, pt.result) for pt in points]
             sweep_tables.append({"name": name, "rows": [
                 {"strength": pt.strength, "run": str(pt.run_dir), "n": pt.result.counts.n_ok,
