@@ -402,8 +402,8 @@ def compare(run_a, run_b, as_json) -> None:
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
 @click.option("--thumb-px", default=128, show_default=True, type=click.IntRange(32, 512), help="Thumbnail height.")
-@click.option("--full-px", default=768, show_default=True, type=click.IntRange(128, 4096),
-              help="Long side of the click-to-enlarge image (embedded, so it sets the file size).")
+@click.option("--full-px", default=768, show_default=True, type=click.IntRange(0, 16384),
+              help="Long side of the click-to-enlarge image (embedded, so it sets the file size); 0: full size.")
 def report(runs, out, thumb_px, full_px) -> None:
     """One self-contained HTML report of RUNS (run folders or sweep folders) that opens offline."""
     from . import api

@@ -175,6 +175,15 @@ def test_schema_break_and_partial_run_are_named(runs, tmp_path):
     api.aggregate(part)
     _, chk = check_run(part, "t", "t", known_hashes={runs["hash"]: "x"})
     assert any("complete: samples.jsonl has 3 records, the dataset has 5" in p for p in chk.problems)
+    assert any("complete: 2 sample(s) of the dataset have no record" in p for p in chk.problems)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(runs["identity"], swapped)
+    recs = [json.loads(x) for x in (swapped / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    recs[0]["id"] = "not-in-the-dataset"  # as many records as samples, but not the dataset's ids
+    (swapped / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    api.aggregate(swapped)
+    _, chk = check_run(swapped, "t", "t", known_hashes={runs["hash"]: "x"})
+    assert any("1 record(s) are not samples of the dataset, e.g. not-in-the-dataset" in p for p in chk.problems)
 
 
 def test_sweep_of_ours(runs):

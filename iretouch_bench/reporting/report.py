@@ -89,7 +89,7 @@ def _image(path: Path | None, label: str, thumb_px: int, full_px: int) -> dict[s
     except BenchError:
         return None
     return {"label": label, "thumb": _data_uri(arr, height=thumb_px, quality=80),
-            "full": _data_uri(arr, long_side=full_px, quality=88)}
+            "full": _data_uri(arr, long_side=full_px or None, quality=88)}
 
 
 def _samples_by_id(result: Result, run_dir: Path) -> dict[str, Any]:

@@ -85,6 +85,20 @@ def known_dataset_hashes(repo_root: Path | None = None) -> dict[str, str]:
     return known
 
 
+def dataset_ids(info: dict[str, Any], content_hash: str) -> set[str] | None:
+    """The sample ids of the run's dataset when it can be loaded here with the same content hash
+    (else None: the record count is then the only completeness check)."""
+    cfg = info.get("config") or {}
+    try:
+        from ..datasets import load_dataset
+
+        ds = load_dataset(cfg.get("dataset") or info["dataset"]["spec"], expert=cfg.get("expert", "a"),
+                          split=cfg.get("split"))
+    except Exception:  # noqa: BLE001 - a dataset that is not on this machine is not a problem of the run
+        return None
+    return {s.id for s in ds.samples} if ds.content_hash == content_hash else None
+
+
 def _walk_strings(obj: Any, where: str = ""):
     if isinstance(obj, str):
         yield where, obj
@@ -177,6 +191,13 @@ def check_run(run_dir: str | Path, generated_by: str | None = None, scored_by: s
     n_failed = sum(1 for r in records.values() if r.get("status") == "failed")
     if n_failed:
         found.append(f"{n_failed} sample(s) failed; rerun the command to retry them")
+    ids = dataset_ids(info, result.dataset.content_hash)
+    if ids is not None:  # the dataset is here: the ids must be exactly its ids, not just as many
+        missing, extra = sorted(ids - set(records)), sorted(set(records) - ids)
+        if missing:
+            found.append(f"{len(missing)} sample(s) of the dataset have no record, e.g. {missing[0]}")
+        if extra:
+            found.append(f"{len(extra)} record(s) are not samples of the dataset, e.g. {extra[0]}")
     chk.run("complete", found)
 
     # 3. dataset hash known
