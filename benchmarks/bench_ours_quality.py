@@ -1,106 +1,71 @@
-"""Quality of ``ours`` vs ``identity`` on the embedded evaluation set (issue: quality targets).
+"""The model card's quality table, read from two ``iretouch-bench run`` folders (no scoring here).
 
-For every pair of the embedded set (``iretouch_bench.synth.embedded.build_embedded()``), runs
-``identity`` (the input) and ``ours`` (mask passed when the manifest has one) and prints:
+The figures come from the runs' ``summary.json`` files, written by the suite's one scoring
+path; this script only lays them out per category as ``models/MODEL_CARD.md`` shows them::
 
-* mean L1 to the target (goal: ours at least 25% below identity);
-* histogram-matched grayscale SSIM of the output against the input (the suite's fidelity
-  protocol, :func:`iretouch_bench.metrics.fidelity.matched_gray_pair` + ``ssim``; goal >= 0.98);
-* instructed-attribute direction: for each intended attribute of a pair and each measure
-  :data:`~iretouch_bench.vocab.attributes.ATTRIBUTE_EFFECTS` lists for it, whether the output
-  moved that measure (CIELAB, inside the mask for regional attributes) the instructed way
-  relative to the input (sign only, no threshold), and the suite's ``attr_acc`` score.
+    iretouch-bench run --model identity --skip dists --out runs/card-identity
+    iretouch-bench run --model ours --skip dists --out runs/card-ours
+    python benchmarks/bench_ours_quality.py runs/card-identity runs/card-ours
 
-Usage: python benchmarks/bench_ours_quality.py [--weights PATH] [--limit N] [--json OUT]
+It refuses two runs that did not score the same dataset content (``run.json`` content hash).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
+
+def _read(run: Path, name: str) -> dict:
+    path = run / name
+    if not path.is_file():
+        raise SystemExit(f"error: {path}: not found (a finished `iretouch-bench run` folder holds it)")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise SystemExit(f"error: {path}: not JSON ({err})") from None
+
+
+def _mean(block: dict, key: str) -> float | None:
+    return block["metrics"].get(key, {}).get("mean")
+
+
+def _fmt(v: float | None, spec: str = ".4f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def card_table(identity_run: Path, ours_run: Path) -> str:
+    """Markdown table: per subset n, L1 identity / ours and the reduction, ours' SSIM and attr_acc."""
+    runs = {r: _read(r, "run.json") for r in (identity_run, ours_run)}
+    hashes = {r: info["dataset"]["content_hash"] for r, info in runs.items()}
+    if len(set(hashes.values())) != 1:
+        raise SystemExit(f"error: {ours_run}: dataset content {hashes[ours_run][:8]} differs from "
+                         f"{identity_run}'s {hashes[identity_run][:8]}")
+    ident, ours = _read(identity_run, "summary.json"), _read(ours_run, "summary.json")
+    subsets = [("all", ident, ours)] + [(c, ident["by_category"][c], ours["by_category"][c])
+                                       for c in sorted(ours["by_category"]) if c in ident["by_category"]]
+    lines = [f"Dataset {runs[ours_run]['dataset']['spec']} (content {hashes[ours_run][:8]}), "
+             f"ours weights sha256 {str(runs[ours_run]['model'].get('weights_sha256'))[:8]}, "
+             f"slice backend {runs[ours_run]['model'].get('backend', 'not recorded')}",
+             "",
+             "| subset | n | L1 identity | L1 ours | reduction | SSIM ours (hist.-matched, vs input) | attr_acc ours |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, a, b in subsets:
+        li, lo = _mean(a, "l1"), _mean(b, "l1")
+        red = None if li in (None, 0) or lo is None else 100 * (1 - lo / li)
+        n = b.get("n") or b.get("n_ok") or b["metrics"]["l1"].get("n")
+        lines.append(f"| {name} | {n} | {_fmt(li)} | {_fmt(lo)} | {_fmt(red, '.1f')}% | "
+                     f"{_fmt(_mean(b, 'ssim'))} | {_fmt(_mean(b, 'attr_acc'), '.3f')} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", default=None)
-    ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--json", default=None, help="write per-sample records here")
-    ap.add_argument("--root", default=None, help="embedded dataset folder (default: build/locate it)")
+    ap.add_argument("identity_run", type=Path, help="run folder of --model identity")
+    ap.add_argument("ours_run", type=Path, help="run folder of --model ours (same dataset)")
     args = ap.parse_args()
-
-    import torch
-
-    from iretouch_bench.vocab.attributes import ATTRIBUTE_EFFECTS, match_attributes, measure_image
-    from iretouch_bench.synth.embedded import build_embedded
-    from iretouch_bench.core.images import read_image
-    from iretouch_bench.metrics.attr_acc import attr_acc
-    from iretouch_bench.metrics.fidelity import matched_gray_pair
-    from iretouch_bench.metrics.ssim import ssim
-    from iretouch_bench.models.ours import OursModel
-
-    root = Path(args.root) if args.root else build_embedded()
-    rows = [json.loads(l) for l in (root / "manifest.jsonl").read_text().splitlines() if l.strip()]
-    if args.limit:
-        rows = rows[: args.limit]
-    model = OursModel(weights=args.weights)
-    model.load()
-
-    def hm_ssim(a, b):
-        g_in, g_out, _ = matched_gray_pair(a, b)
-        t = lambda g: (torch.from_numpy(g.astype(np.float32)) / 255.0)[None, None]  # noqa: E731
-        return float(ssim(t(g_out), t(g_in))[0])
-
-    recs = []
-    t0 = time.time()
-    for row in rows:
-        inp = read_image(root / row["input"])
-        tgt = read_image(root / row["target"])
-        mask = None
-        if row.get("mask"):
-            mask = read_image(root / row["mask"])[..., 0]
-        out = model.retouch(inp, row["instruction"], mask=mask)
-        rec = {"id": row["id"], "category": row.get("category"), "instruction": row["instruction"],
-               "l1_identity": float(np.abs(inp - tgt).mean()), "l1_ours": float(np.abs(out - tgt).mean()),
-               "ssim_ours": hm_ssim(inp, out)}
-        a, reason, _ = attr_acc(inp, out, row["instruction"], mask)
-        rec["attr_acc_ours"] = a
-        at, _, _ = attr_acc(inp, tgt, row["instruction"], mask)
-        rec["attr_acc_target"] = at
-        moves = []
-        for m in match_attributes(row["instruction"]):
-            regional = m.region is not None and mask is not None
-            mi = measure_image(inp, mask if regional else None)
-            mo = measure_image(out, mask if regional else None)
-            ok = all((mo[k] - mi[k]) * sgn > 0 for k, sgn in ATTRIBUTE_EFFECTS[m.name].items())
-            moves.append({"attribute": m.name, "region": m.region, "right_way": bool(ok)})
-        rec["moves"] = moves
-        recs.append(rec)
-    wall = time.time() - t0
-
-    def mean(key, rs):
-        v = [r[key] for r in rs if r[key] is not None]
-        return statistics.fmean(v) if v else float("nan")
-
-    cats = sorted({r["category"] for r in recs})
-    print(f"embedded set: {len(recs)} pairs from {root} ({wall:.1f} s)")
-    print(f"{'subset':10s} {'n':>3s} {'L1 identity':>12s} {'L1 ours':>9s} {'reduction':>9s} "
-          f"{'SSIM(hm) ours':>13s} {'min SSIM':>8s} {'attr right-way':>14s} {'attr_acc ours':>13s} {'attr_acc target':>15s}")
-    for name, rs in [("all", recs)] + [(c, [r for r in recs if r["category"] == c]) for c in cats]:
-        li, lo = mean("l1_identity", rs), mean("l1_ours", rs)
-        mv = [m["right_way"] for r in rs for m in r["moves"]]
-        print(f"{name:10s} {len(rs):3d} {li:12.4f} {lo:9.4f} {100 * (1 - lo / li):8.1f}% {mean('ssim_ours', rs):13.4f} "
-              f"{min(r['ssim_ours'] for r in rs):8.4f} {sum(mv)}/{len(mv):<3d} ({100 * sum(mv) / max(1, len(mv)):3.0f}%) "
-              f"{mean('attr_acc_ours', rs):13.3f} {mean('attr_acc_target', rs):15.3f}")
-    per_sample = [np.mean([m["right_way"] for m in r["moves"]]) for r in recs if r["moves"]]
-    print(f"samples whose instructed attributes all moved the right way: {sum(p == 1.0 for p in per_sample)}/{len(per_sample)}")
-    print(f"model info: {json.dumps({k: v for k, v in model.info().items() if k in ('variant', 'weights_file', 'weights_sha256')})}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(recs, indent=1) + "\n")
+    print(card_table(args.identity_run, args.ours_run))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ TINY_WORDS = ("make it the photo image brighter darker warmer cooler more less c
 
 def _tiny_tokenizer(max_length: int = 16):
     """A word-level ``PreTrainedTokenizerFast`` (built with the ``tokenizers`` library)."""
+    # Imported here: slow to import, and only this generator needs them (module docstring).
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -107,6 +108,7 @@ class InstantRetouchGenerator(nn.Module):
     @classmethod
     def tiny(cls, seed: int = 0, lowres: int = 32) -> "InstantRetouchGenerator":
         """Random tiny configuration (a few hundred k parameters) for tests."""
+        # Imported here: slow to import, and only this generator needs them (module docstring).
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -156,6 +158,7 @@ class InstantRetouchGenerator(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "InstantRetouchGenerator":
         """Load from a local folder (no network). Raises WeightsError naming what is missing."""
+        # Imported here: slow to import, and only this generator needs them (module docstring).
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
 
@@ -198,13 +201,22 @@ class InstantRetouchGenerator(nn.Module):
                              return_tensors="pt").input_ids.to(dev)
         return self.text_encoder(ids)[0]
 
-    def forward(self, lowres: torch.Tensor, text_emb: torch.Tensor):
-        """``lowres`` ``[B, 3, L, L]`` in [0, 1], ``text_emb`` ``[B, T, C]`` -> (grid, guide_delta)."""
+    def forward(self, lowres: torch.Tensor, text_emb: torch.Tensor, noise: Optional[torch.Tensor] = None,
+                return_latents: bool = False):
+        """``lowres`` ``[B, 3, L, L]`` in [0, 1], ``text_emb`` ``[B, T, C]`` -> (grid, guide_delta).
+
+        Training (``iretouch_bench.training.distill``) passes ``noise`` ``[B, 4, l, l]`` (a fresh
+        ``z_T`` draw; default: the fixed seeded draw of inference) and ``return_latents=True`` to
+        also get ``{"z0": Eq. 2's estimate, "image_latents": c_I}`` as a third value.
+        """
         B = lowres.shape[0]
         with torch.no_grad():  # frozen encoder; the decoder is never called
             img_lat = self.vae.encode(lowres * 2 - 1).latent_dist.mode()
-        g = torch.Generator(device="cpu").manual_seed(self.noise_seed)
-        z_t = torch.randn(img_lat.shape[1:], generator=g).to(img_lat).expand(B, -1, -1, -1)
+        if noise is not None:
+            z_t = noise.to(img_lat)
+        else:
+            g = torch.Generator(device="cpu").manual_seed(self.noise_seed)
+            z_t = torch.randn(img_lat.shape[1:], generator=g).to(img_lat).expand(B, -1, -1, -1)
         t = torch.full((B,), self.timestep, dtype=torch.long, device=lowres.device)
         self._feats.clear()
         eps = self.unet(torch.cat([z_t, img_lat], dim=1), t, encoder_hidden_states=text_emb).sample
@@ -212,7 +224,10 @@ class InstantRetouchGenerator(nn.Module):
         last, mid = self._feats["last"], self._feats["mid"]
         local = torch.cat([last, torch.nn.functional.interpolate(z0, size=last.shape[-2:], mode="bilinear",
                                                                  align_corners=False)], dim=1)
-        return self.adapter(local, mid.mean(dim=(2, 3)))
+        grid, guide_delta = self.adapter(local, mid.mean(dim=(2, 3)))
+        if return_latents:
+            return grid, guide_delta, {"z0": z0, "image_latents": img_lat}
+        return grid, guide_delta
 
     @torch.no_grad()
     def predict(self, image: np.ndarray, instruction: str):
