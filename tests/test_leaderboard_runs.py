@@ -8,6 +8,7 @@ DISTS and FaceNet to stay fast on CPU; those metrics have their own tests.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import math
@@ -61,6 +62,7 @@ def _photo_set(root: Path) -> Path:
 def real_runs() -> dict:
     """``{"root", "dataset", "identity", "ours", "sweep", "hash"}``: made once per test session."""
     root = Path(tempfile.mkdtemp(prefix="iretouch-lb-"))
+    atexit.register(shutil.rmtree, root, True)  # made once for the session, removed at its end
     manifest = _photo_set(root / "data")
     spec = f"iretouch:{manifest}"
     out = {"root": root, "dataset": spec}
