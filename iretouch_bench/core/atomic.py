@@ -78,3 +78,25 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None =
     """JSON (UTF-8, NaN and infinity refused: they are not JSON) written atomically."""
     text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
     return write_text_atomic(path, text + "\n")
+
+
+def create_json_exclusive(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> bool:
+    """Write ``obj`` to ``path`` only if no file is there yet, atomically; True if this call created it.
+
+    For files that several processes may race to create, of which the first wins (a sharded
+    run's ``run.json``): the content is written to a temporary name, then hard-linked to the final
+    name, which fails if the name exists (also over NFS), so a reader sees a complete file or none."""
+    path = Path(path)
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
