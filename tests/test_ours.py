@@ -154,3 +154,16 @@ def test_training_command_is_deterministic_and_writes_its_outputs(tmp_path):
     out = create_model("ours", weights=runs[0]["weights"]).retouch(_img(20, 30), "brighter")
     assert out.shape == (20, 30, 3)
     assert load_small(runs[0]["weights"]).config.lowres == 32
+
+
+def test_train_is_a_group_and_ours_small_keeps_its_flags():
+    from click.testing import CliRunner
+
+    from iretouch_bench.cli import cli
+
+    res = CliRunner().invoke(cli, ["train"])
+    assert "ours-small" in res.output and "Usage: " in res.output  # no subcommand: the group's help
+    res = CliRunner().invoke(cli, ["train", "ours-small", "--help"])
+    assert res.exit_code == 0
+    for flag in ("--out", "--steps", "--seed", "--threads", "--batch", "--pool"):
+        assert flag in res.output
