@@ -44,7 +44,7 @@ def test_shipped_weights_are_small_and_identified(ours):
     assert info["weights_sha256"] == sha256_file(SHIPPED_WEIGHTS)
     assert info["config"]["vocab_version"] == VOCAB_VERSION and tuple(info["config"]["attributes"]) == ATTRIBUTES
     meta = json.loads(SHIPPED_CONFIG.read_text())["metadata"]
-    from iretouch_bench.synth.pairs import EVAL_PHOTOS
+    from iretouch_bench.synth.photos import EVAL_PHOTOS
 
     assert not set(meta["train_photos"].split(",")) & set(EVAL_PHOTOS)  # trained off the eval photos
 
@@ -89,7 +89,8 @@ def test_brighten_and_warm_go_the_right_way(ours):
 
 def test_improves_on_identity_on_held_out_pairs(ours):
     """Pairs synthesised from a photo the model never saw (an evaluation photo)."""
-    from iretouch_bench.synth.pairs import EVAL_PHOTOS, load_photo, make_pair
+    from iretouch_bench.synth.pairs import make_pair
+    from iretouch_bench.synth.photos import EVAL_PHOTOS, load_photo
 
     photo = load_photo(EVAL_PHOTOS[2], max_side=160)
     rng = np.random.default_rng(123)
