@@ -64,22 +64,32 @@ def load_model(name: str, device: str = "cpu", weights: str | None = None, **opt
 def score_pair(input_rgb: np.ndarray, output_rgb: np.ndarray, *, target: np.ndarray | None = None,
                instruction: str | None = None, mask: np.ndarray | None = None, identity: bool = False,
                device: str = "cpu", face_weights: str | None = None,
-               metrics: tuple[str, ...] = SAMPLE_KEYS) -> PairScores:
-    """Every local metric for one pair (float32 ``[H, W, 3]`` in [0, 1]); see :func:`runner.scoring.score_pair`."""
+               metrics: tuple[str, ...] = SAMPLE_KEYS, **options) -> PairScores:
+    """Every local metric for one pair (float32 ``[H, W, 3]`` in [0, 1]); see :func:`runner.scoring.score_pair`
+    (``options``: ``protocol``, ``face_margin``, ``face_choice``)."""
     from .runner.scoring import score_pair as _score
 
     return _score(input_rgb, output_rgb, target_rgb=target, instruction=instruction, mask=mask,
-                  identity=identity, device=device, face_weights=face_weights, metrics=metrics)
+                  identity=identity, device=device, face_weights=face_weights, metrics=metrics, **options)
 
 
 def score_files(input: str | Path, output: str | Path, *, target: str | Path | None = None,
                 instruction: str | None = None, identity: bool = False, device: str = "cpu",
-                face_weights: str | None = None, metrics: tuple[str, ...] = SAMPLE_KEYS) -> PairScores:
+                face_weights: str | None = None, metrics: tuple[str, ...] = SAMPLE_KEYS, **options) -> PairScores:
     """:func:`score_pair` on image files."""
     return score_pair(read_image(input), read_image(output),
                       target=None if target is None else read_image(target),
                       instruction=instruction, identity=identity, device=device, face_weights=face_weights,
-                      metrics=metrics)
+                      metrics=metrics, **options)
+
+
+def judge_run(run_dir: str | Path, spec: str, progress: bool = True, log=print, **judge_options):
+    """The judge stage on a finished run (``iretouch-bench judge``), then its summary and table;
+    returns ``(JudgeStageResult, RunResult)``. See :mod:`iretouch_bench.runner.judge_stage`."""
+    from .runner.judge_stage import judge_run as _judge_run
+
+    stage = _judge_run(run_dir, spec, progress=progress, log=log, **judge_options)
+    return stage, aggregate(run_dir)
 
 
 def slice_apply(grid, guide, image, strength: float = 1.0):

@@ -81,6 +81,47 @@ def _resolutions(value: str) -> tuple[str, ...]:
     return tuple(r.strip().lower() for r in value.split(",") if r.strip())
 
 
+PROTOCOL_HELP = "Fidelity protocol (see `iretouch-bench protocols`): paper | float | dists256 | ssim-downsample."
+
+
+def _protocol_option(f):
+    return click.option("--protocol", default="paper", show_default=True, help=PROTOCOL_HELP)(f)
+
+
+def _face_options(f):
+    f = click.option("--face-choice", default="confident", show_default=True,
+                     type=click.Choice(["confident", "largest"]),
+                     help="FaceNet: the subject when the input shows several faces (most confident, or largest "
+                          "as facenet-pytorch's select_largest).")(f)
+    return click.option("--face-margin", default=32, show_default=True, type=click.IntRange(0),
+                        help="FaceNet crop margin (px in the 160 px crop, facenet-pytorch's definition).")(f)
+
+
+def _judge_view_options(f):
+    """What the judge is shown and how it is asked (recorded; part of the cache key and resume guard)."""
+    for opt in reversed((
+        click.option("--judge-prompts", default=None, type=click.Path(dir_okay=False),
+                     help="Judge prompt-set file (JSON/TOML; `iretouch-bench judge-prompts export FILE` writes "
+                          "the default to edit). Its hash is recorded."),
+        click.option("--judge-image-format", default="png", show_default=True, type=click.Choice(["png", "jpeg"]),
+                     help="Encoding of the images sent to the judge."),
+        click.option("--judge-image-quality", default=None, type=click.IntRange(1, 95),
+                     help="JPEG quality for --judge-image-format jpeg (default 90)."),
+        click.option("--judge-temperature", default=0.0, show_default=True, type=click.FloatRange(0, 2)),
+        click.option("--judge-seed", default=None, type=int, help="Judge sampling seed (default 20260527)."),
+    )):
+        f = opt(f)
+    return f
+
+
+def _judge_view_kwargs(judge_prompts, judge_image_format, judge_image_quality, judge_temperature, judge_seed) -> dict:
+    if judge_image_quality is not None and judge_image_format != "jpeg":
+        raise click.BadParameter("applies to --judge-image-format jpeg only", param_hint="--judge-image-quality")
+    return {"judge_prompts": judge_prompts, "judge_image_format": judge_image_format,
+            "judge_image_quality": judge_image_quality, "judge_temperature": judge_temperature,
+            "judge_seed": judge_seed}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="iretouch-bench")
 def cli() -> None:
@@ -99,14 +140,16 @@ def cli() -> None:
 @click.option("--model-cache-dir", default=None, help="Model output cache (default: the user cache).")
 @click.option("--dataset", "dataset", default="embedded", show_default=True,
               help="embedded | iretouch:PATH | ppr10k:PATH | hf:PATH")
-@click.option("--judge", default="offline", show_default=True, help="offline | openai:MODEL | none")
+@click.option("--judge", default="offline", show_default=True,
+              help="offline | none | openai:MODEL | gemini:MODEL, or a comma list of API judges (the first is "
+                   "the primary: plain sc/pq/o); SPEC@URL gives one judge its endpoint.")
 @click.option("--judge-base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL).")
 @click.option("--judge-samples", default=1, show_default=True, type=click.IntRange(1), help="Median of N judge answers.")
 @click.option("--judge-cache", default="use", show_default=True, type=click.Choice(["use", "refresh", "off"]))
 @click.option("--judge-budget", default=None, type=float, help="Stop judging before spending more than USD.")
 @click.option("--judge-concurrency", default=4, show_default=True, type=click.IntRange(1))
 @click.option("--judge-rpm", default=None, type=float, help="Judge requests per minute (rate limit).")
-@click.option("--judge-max-side", default=1024, show_default=True, type=click.IntRange(64),
+@click.option("--judge-max-side", default=1024, show_default=True, type=click.IntRange(0),
               help="Long side (px) of images sent to the judge.")
 @click.option("--judge-timeout", default=120.0, show_default=True, type=float, help="Seconds per judge request.")
 @click.option("--judge-retries", default=5, show_default=True, type=click.IntRange(0), help="Retries per judge call.")
@@ -121,6 +164,9 @@ def cli() -> None:
 @click.option("--identity", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
               help="FaceNet identity score: auto = portrait samples and PPR10K.")
 @click.option("--face-weights", default=None, help="FaceNet weights: auto | vggface2 | casia-webface | PATH.")
+@_face_options
+@_protocol_option
+@_judge_view_options
 @click.option("--expert", default="a", show_default=True, type=click.Choice(["a", "b", "c"]), help="PPR10K expert.")
 @click.option("--split", default=None, help="Dataset split (PPR10K train/val, HF DatasetDict split).")
 @click.option("--shard", default=None, help="K/N: run every N-th sample from K (for several processes).")
@@ -131,12 +177,16 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(model, model_args, seed, model_budget, model_cache, model_cache_dir, dataset, judge, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency,
         judge_rpm, judge_max_side, judge_timeout, judge_retries, judge_cache_dir, dry_run, limit, out, device, weights,
-        strength, identity, face_weights, expert, split, shard, latency, resolutions, metrics, skip, quiet) -> None:
+        strength, identity, face_weights, face_margin, face_choice, protocol, judge_prompts, judge_image_format,
+        judge_image_quality, judge_temperature, judge_seed, expert, split, shard, latency, resolutions, metrics, skip, quiet) -> None:
     """Run MODEL on a dataset, score it and print the results table."""
     from . import api
     from .runner.config import RunConfig
 
     config = RunConfig(model=model, dataset=dataset, judge=judge, limit=limit, out=out, device=device,
+                       protocol=protocol, face_margin=face_margin, face_choice=face_choice,
+                       **_judge_view_kwargs(judge_prompts, judge_image_format, judge_image_quality,
+                                            judge_temperature, judge_seed),
                        weights=weights, strength=strength, identity=identity, face_weights=face_weights, expert=expert, split=split,
                        shard=_parse_shard(shard), judge_base_url=judge_base_url, judge_samples=judge_samples,
                        judge_cache=judge_cache, judge_budget=judge_budget, judge_concurrency=judge_concurrency,
@@ -181,27 +231,115 @@ def aggregate(run_dir) -> None:
               help="FaceNet identity score; auto = on for a single pair (null with reason no_face when "
                    "the input shows no face).")
 @click.option("--face-weights", default=None, help="FaceNet weights: auto | vggface2 | casia-webface | PATH.")
+@_face_options
+@_protocol_option
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--metrics", "metrics", default=None, help=METRICS_HELP)
 @click.option("--skip", "skip", default=None, help="Metric groups or keys to leave out, e.g. dists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (values and null reasons).")
-def score(input_path, output_path, target_path, instruction, identity, face_weights, device, metrics, skip,
-          as_json) -> None:
+def score(input_path, output_path, target_path, instruction, identity, face_weights, face_margin, face_choice,
+          protocol, device, metrics, skip, as_json) -> None:
     """Score one edited photo against its input (and target)."""
     from . import api
 
+    from .metrics.protocols import get_protocol
+
+    try:
+        proto = get_protocol(protocol)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--protocol") from None
     scores = api.score_files(input_path, output_path, target=target_path, instruction=instruction,
+                             protocol=proto.name, face_margin=face_margin, face_choice=face_choice,
                              identity=identity != "off", device=device, face_weights=face_weights,
                              metrics=_metrics(metrics, skip))
     if as_json:
-        from .metrics.fidelity import PROTOCOL_NAME, PROTOCOL_VERSION
-
-        click.echo(json.dumps({"protocol": f"{PROTOCOL_NAME}/{PROTOCOL_VERSION}",
+        click.echo(json.dumps({"protocol": proto.label,
                                "metrics": scores.values, "null_reasons": scores.reasons,
                                "details": scores.details}, indent=2, default=str))
     else:
         for k, v in scores.values.items():
             click.echo(f"{k:10s} {'null  (' + scores.reasons.get(k, '') + ')' if v is None else f'{v:.6f}'}")
+
+
+@cli.command("judge")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--judge", "spec", required=True,
+              help="openai:MODEL | gemini:MODEL, or a comma list (SPEC@URL gives one judge its endpoint).")
+@click.option("--judge-base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL).")
+@click.option("--judge-samples", default=1, show_default=True, type=click.IntRange(1), help="Median of N judge answers.")
+@click.option("--judge-cache", default="use", show_default=True, type=click.Choice(["use", "refresh", "off"]))
+@click.option("--judge-budget", default=None, type=float, help="Stop judging before spending more than USD (all judges).")
+@click.option("--judge-concurrency", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--judge-rpm", default=None, type=float, help="Judge requests per minute (rate limit, per judge).")
+@click.option("--judge-max-side", default=1024, show_default=True, type=click.IntRange(0),
+              help="Long side (px) of images sent to the judge; 0 = native size.")
+@click.option("--judge-timeout", default=120.0, show_default=True, type=float, help="Seconds per judge request.")
+@click.option("--judge-retries", default=5, show_default=True, type=click.IntRange(0), help="Retries per judge call.")
+@click.option("--judge-cache-dir", default=None, help="Judge answer cache (default: the user cache).")
+@_judge_view_options
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def judge_cmd(run_dir, spec, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency, judge_rpm,
+              judge_max_side, judge_timeout, judge_retries, judge_cache_dir, judge_prompts, judge_image_format,
+              judge_image_quality, judge_temperature, judge_seed, quiet) -> None:
+    """Add VLM judge scores to the finished run RUN_DIR, without regenerating anything.
+
+    One process (one rate limiter, one cache, one budget); resumable; a rerun sends no request."""
+    from . import api
+
+    view = _judge_view_kwargs(judge_prompts, judge_image_format, judge_image_quality, judge_temperature, judge_seed)
+    stage, result = api.judge_run(
+        run_dir, spec, progress=not quiet, log=lambda m: click.echo(m, err=True),
+        base_url=judge_base_url, samples=judge_samples, cache_mode=judge_cache, budget_usd=judge_budget,
+        concurrency=judge_concurrency, requests_per_minute=judge_rpm, max_side=judge_max_side,
+        timeout_s=judge_timeout, max_retries=judge_retries, cache_dir=judge_cache_dir,
+        prompts=view["judge_prompts"], image_format=view["judge_image_format"],
+        image_quality=view["judge_image_quality"], temperature=view["judge_temperature"], seed=view["judge_seed"])
+    click.echo(result.table)
+    click.echo(f"judged {stage.n_judged} sample(s) ({stage.n_already} already judged; {stage.api_requests} API "
+               f"request(s)); results: {stage.run_dir}")
+    if stage.failures:
+        click.echo("samples without a score (reasons in samples*.jsonl): "
+                   + ", ".join(f"{s}: {n}" for s, n in stage.failures.items()), err=True)
+
+
+@cli.command("protocols")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (name, version, what changes, every step).")
+def protocols_cmd(as_json) -> None:
+    """The named fidelity protocols (--protocol) and what each changes from `paper`."""
+    from .metrics.protocols import DEFAULT_PROTOCOL, list_protocols
+
+    rows = list_protocols()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for p in rows:
+        mark = " (default)" if p["name"] == DEFAULT_PROTOCOL else ""
+        click.echo(f"{p['label']:20s} {p['changes']}{mark}")
+
+
+@cli.group("judge-prompts")
+def judge_prompts_group() -> None:
+    """Judge prompt sets: export the default to edit, load yours with --judge-prompts FILE."""
+
+
+@judge_prompts_group.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+def judge_prompts_export(file) -> None:
+    """Write the suite's default prompt set to FILE (JSON, the format --judge-prompts reads)."""
+    from .judge.prompts import DEFAULT_PROMPTS, export_prompt_set
+
+    path = export_prompt_set(file)
+    click.echo(f"wrote {path} ({DEFAULT_PROMPTS.name} {DEFAULT_PROMPTS.version}, sha256 {DEFAULT_PROMPTS.hash[:12]})")
+
+
+@judge_prompts_group.command("show")
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+def judge_prompts_show(file) -> None:
+    """Name, version and hash of FILE's prompt set (default: the suite's), after validating it."""
+    from .judge.prompts import resolve_prompt_set
+
+    ps = resolve_prompt_set(file)
+    click.echo(json.dumps({**ps.info(), "images": {k: list(ps.images(k)) for k in ("sc", "pq")}}, indent=2))
 
 
 @cli.command()

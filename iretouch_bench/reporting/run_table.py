@@ -45,6 +45,9 @@ def render_table(summary: dict[str, Any], model: str, dataset: str, latency: dic
         lhead = ["model"] + _header(lk)
         lrow = [model] + [("—" if latency[k] is None else f"{latency[k]:.4f} s") for k in lk]
         out.append("| " + " | ".join(lhead) + " |\n|" + "---|" * len(lhead) + "\n| " + " | ".join(lrow) + " |")
+    judges_table, judge_notes = _judges(summary)
+    if judges_table:
+        out.append(judges_table)
     notes = []
     if summary["n_failed"]:
         notes.append(f"- {summary['n_failed']} sample(s) failed (records in `samples*.jsonl`, status failed):")
@@ -63,9 +66,36 @@ def render_table(summary: dict[str, Any], model: str, dataset: str, latency: dic
         if st["n_null"]:
             top = ", ".join(f"{r} ({c})" for r, c in sorted(st["null_reasons"].items(), key=lambda x: -x[1])[:2])
             notes.append(f"- `{k}` null for {st['n_null']} sample(s): {top}")
+    notes.extend(judge_notes)
     if notes:
         out.append("Notes:\n" + "\n".join(notes))
     return "\n\n".join(out) + "\n"
+
+
+def _judges(summary: dict[str, Any]) -> tuple[str, list[str]]:
+    """Per-judge columns (one row per judge; the first is the primary, whose scores are the main
+    table's sc/pq/o) when the run has several judges, and their agreement as notes."""
+    judges = summary.get("judges") or {}
+    if len(judges) < 2:
+        return "", []
+    n_ok = summary["n_ok"]
+    keys = ("sc", "pq", "o")
+    lines = ["| judge | prompt set | " + " | ".join(_header(keys)) + " |", "|" + "---|" * (2 + len(keys))]
+    for i, (spec, block) in enumerate(judges.items()):
+        name = f"{spec} (primary)" if i == 0 else spec
+        lines.append(f"| {name} | {(block.get('prompt_hash') or '?')[:12]} | "
+                     + " | ".join(_fmt(block.get(k), n_ok) for k in keys) + " |")
+    notes = []
+    for pair in summary.get("judge_agreement") or []:
+        parts = []
+        for k in ("sc", "pq"):
+            a = pair.get(k) or {}
+            if a.get("spearman") is None:
+                parts.append(f"{k.upper()}: n/a ({a.get('reason', 'not computed')})")
+            else:
+                parts.append(f"{k.upper()} Spearman {a['spearman']:.3f}, Kendall {a['kendall']:.3f} (n={a['n']})")
+        notes.append(f"- judge agreement `{pair['a']}` vs `{pair['b']}`: " + "; ".join(parts))
+    return "\n".join(lines), notes
 
 
 def write_run_table(run_dir: str | Path, summary: dict[str, Any]) -> str:

@@ -22,7 +22,10 @@ from ..metrics.keys import SAMPLE_KEYS
 #: Config fields that change outputs or scores: a resumed run must agree on these.
 RESULT_KEYS = ("model", "model_args", "seed", "weights", "strength", "dataset_hash", "judge", "judge_samples", "identity",
                "face_weights", "expert", "split", "device", "metrics", "judge_endpoint", "judge_max_side",
-               "suite_version", "fidelity_protocol", "vocab_version")
+               "suite_version", "fidelity_protocol", "vocab_version",
+               # scoring protocols (issue 13): judge prompt set and what the judge is shown, FaceNet options
+               "judge_prompt_hash", "judge_image_format", "judge_image_quality", "judge_temperature", "judge_seed",
+               "face_margin", "face_choice")
 
 
 @dataclass
@@ -59,6 +62,16 @@ class RunConfig:
     judge_timeout: float = 120.0
     judge_retries: int = 5
     judge_cache_dir: str | None = None  # default: the user cache's judge/ folder
+    #: ``--judge-prompts FILE``: a prompt-set file (judge/prompts.py format); None = the suite's set
+    judge_prompts: str | None = None
+    judge_image_format: str = "png"  # png | jpeg
+    judge_image_quality: int | None = None  # jpeg quality (default 90)
+    judge_temperature: float = 0.0
+    judge_seed: int | None = None  # None: the judge's default (20260527)
+    #: ``--protocol``: the fidelity protocol's name (metrics/protocols.py); ``fidelity_protocol`` holds name/version
+    protocol: str = "paper"
+    face_margin: int = 32  # FaceNet crop margin (px in the 160 px crop)
+    face_choice: str = "confident"  # confident | largest: the subject when the input shows several faces
     latency: bool = False
     resolutions: tuple[str, ...] = ("720p", "1k", "2k", "4k")
     latency_repeats: int = 3
@@ -70,6 +83,8 @@ class RunConfig:
     suite_version: str | None = None
     fidelity_protocol: str | None = None
     vocab_version: str | None = None
+    #: filled by the runner: the judge prompt set's sha256 (None without a VLM judge)
+    judge_prompt_hash: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

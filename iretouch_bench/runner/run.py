@@ -21,8 +21,8 @@ from ..core.errors import BenchError
 from ..core.hashing import sha256_file
 from ..core.provenance import environment, git_revision, package_versions
 from ..datasets import load_dataset
-from ..judge import make_judge
-from ..metrics.fidelity import PROTOCOL, PROTOCOL_NAME, PROTOCOL_VERSION
+from ..judge import judge_infos, make_judge
+from ..metrics.protocols import get_protocol
 from ..metrics.keys import JUDGE_KEYS
 from ..vocab.attributes import VOCAB_VERSION
 from ..weights import vgg16
@@ -92,9 +92,30 @@ def scoring_provenance(config: RunConfig) -> dict[str, Any]:
         path = st.get("path")
         dists = {"ready": st.get("ready"), "vgg16_source": st.get("source"), "alpha_beta_source": st.get("dists_source"),
                  "file": path, "sha256": sha256_file(path) if path and Path(path).is_file() else None}
-    return {"fidelity_protocol": {"name": PROTOCOL_NAME, "version": PROTOCOL_VERSION, "steps": PROTOCOL},
+    if face is not None:
+        face.update(margin=config.face_margin, face_choice=config.face_choice)
+    proto = get_protocol(config.protocol)
+    return {"fidelity_protocol": {"name": proto.name, "version": proto.version, "label": proto.label,
+                                  "changes": proto.changes, "steps": dict(proto.steps)},
             "vocab_version": VOCAB_VERSION, "metrics": list(config.metrics),
-            "dists_weights": dists, "facenet_weights": face}
+            "dists_weights": dists, "facenet_weights": face,
+            # filled once the judge is built (run_benchmark): prompt set, image options, snapshots per judge
+            "judges": None}
+
+
+def judge_scoring(judge) -> list[dict[str, Any]] | None:
+    """What the judge columns depend on, per judge (primary first): spec, endpoint, prompt set
+    (name, version, hash), what the judge is shown, temperature, seed, snapshots. None offline."""
+    out = []
+    for i in judge_infos(judge):
+        if not i.get("prompt_hash"):
+            continue  # offline / none
+        out.append({"spec": i.get("spec"), "kind": i.get("kind"), "endpoint": i.get("base_url"),
+                    "model_requested": i.get("model_requested"), "snapshots": i.get("model_snapshots", []),
+                    "prompt_set": i.get("prompt_set"), "prompt_hash": i.get("prompt_hash"),
+                    "image": i.get("image"), "temperature": i.get("temperature"), "seed": i.get("seed"),
+                    "samples": i.get("samples"), "max_tokens": i.get("max_tokens")})
+    return out or None
 
 
 def make_run_model(config: RunConfig) -> RetouchModel:
@@ -127,11 +148,18 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     config.dataset_hash = dataset.content_hash
     config.judge_endpoint = _judge_endpoint(config)
     config.suite_version = __version__
-    config.fidelity_protocol = f"{PROTOCOL_NAME}/{PROTOCOL_VERSION}"
+    try:
+        config.fidelity_protocol = get_protocol(config.protocol).label
+    except ValueError as err:
+        raise BenchError(f"--protocol: {err}") from None
     config.vocab_version = VOCAB_VERSION
     # a run whose --metrics leave out the judge asks no VLM (and needs no key)
     judge = make_run_judge(config) if set(JUDGE_KEYS) & set(config.metrics) else make_judge("none")
     judge.preflight()  # a missing API key fails now, before any folder or output is made
+    judge_info = judge_scoring(judge)
+    if judge_info:  # the prompt set (and every judge's endpoint) is part of the resume guard
+        config.judge_prompt_hash = judge_info[0]["prompt_hash"]
+        config.judge_endpoint = ",".join(j["endpoint"] or "" for j in judge_info)
     run_dir = Path(config.out) if config.out else default_run_dir(config.model, dataset.name)
     existing = check_compatible(run_dir, config)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -159,10 +187,11 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
         "model_args": config.to_json()["model_args"],
         "seed": {"run": config.seed, "per_sample": "runner.generate.sample_seed(run seed, sample id)"},
         "judge": judge.info(),
+        "judges": judge_infos(judge),
         "versions": package_versions(),
         "git": git_revision(),
         "device": environment(config.device),
-        "scoring": scoring_provenance(config),
+        "scoring": {**scoring_provenance(config), "judges": judge_info},
         "scoring_passes": passes,
     }
     write_json_atomic(run_dir / "run.json", run_info)
@@ -180,7 +209,9 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
             score(todo, generated, run_dir, RecordWriter(run_dir / f"{SAMPLES_STEM}{suffix}.jsonl"), final,
                   dataset_name=dataset.name, identity_mode=config.identity, judge=judge,
                   judge_spec=config.judge, device=config.device, face_weights=config.face_weights,
-                  metrics=config.metrics, progress=bar)
+                  metrics=config.metrics, progress=bar,
+                  scoring_options={"protocol": config.protocol, "face_margin": config.face_margin,
+                                   "face_choice": config.face_choice})
 
     if config.latency:  # written to latency.json, which aggregate() reads
         _latency(config, model, run_dir)
@@ -188,6 +219,8 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     judge.close()
 
     run_info["judge"] = judge.info()  # now holds the snapshot(s) the API returned
+    run_info["judges"] = judge_infos(judge)
+    run_info["scoring"]["judges"] = judge_scoring(judge)
     run_info["model"] = model.info()  # API adapters add the snapshot(s) they were answered by
     if budget is not None:
         run_info["model_budget"] = budget.report()
@@ -250,7 +283,10 @@ def make_run_judge(config: RunConfig):
                       cache_mode=config.judge_cache, budget_usd=config.judge_budget,
                       concurrency=config.judge_concurrency, requests_per_minute=config.judge_rpm,
                       max_side=config.judge_max_side, timeout_s=config.judge_timeout,
-                      max_retries=config.judge_retries, cache_dir=config.judge_cache_dir)
+                      max_retries=config.judge_retries, cache_dir=config.judge_cache_dir,
+                      prompts=config.judge_prompts, image_format=config.judge_image_format,
+                      image_quality=config.judge_image_quality, temperature=config.judge_temperature,
+                      seed=config.judge_seed)
 
 
 def _latency(config: RunConfig, model, run_dir: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ..datasets.sample import Sample
 from ..core.images import read_image
 from ..judge import JudgeRequest
 from ..metrics.keys import JUDGE_KEYS, SAMPLE_KEYS
+from ..metrics.protocols import get_protocol
 from ..core.errors import error_line
 from .records import RecordWriter
 from .scoring import score_pair
@@ -57,21 +58,33 @@ def refused_record(sample: Sample, gen: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def judge_blocks(res) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A judge result -> (the record's ``judge`` block: the primary's answers, usage, cost, snapshots,
+    spec and prompt hash; the record's ``judges`` map: every judge's block by spec)."""
+    primary = res.block()
+    per = res.per_judge or {res.spec or "judge": res}
+    return ({k: primary[k] for k in ("spec", "raw", "usage", "cost_usd", "cached", "snapshots", "prompt_hash")},
+            {spec: r.block() for spec, r in per.items()})
+
+
 def _local_scores(sample: Sample, gen: dict, run_dir: Path, identity: bool, instruction_score: bool,
-                  device: str, face_weights: str | None, metrics: tuple[str, ...]) -> tuple[dict, Any, Any]:
+                  device: str, face_weights: str | None, metrics: tuple[str, ...],
+                  scoring_options: dict[str, Any] | None = None) -> tuple[dict, Any, Any]:
     inp = sample.load_input()
     out = read_image(run_dir / gen["output"])
     tgt = sample.load_target()
     mask = sample.load_mask()
     scores = score_pair(inp, out, target_rgb=tgt, instruction=sample.instruction, mask=mask,
                         identity=identity, instruction_score=instruction_score, device=device,
-                        face_weights=face_weights, metrics=metrics)
+                        face_weights=face_weights, metrics=metrics, **(scoring_options or {}))
     rec = {
         "id": sample.id, "status": "ok", "error": None, "category": sample.category,
         "instruction": sample.instruction, "output": gen["output"],
         "input_size": gen.get("input_size"), "output_size": gen.get("output_size"),
         "latency_s": gen.get("latency_s"), **_model_fields(gen),
         "metrics": scores.values, "null_reasons": scores.reasons, "details": scores.details,
+        # which fidelity protocol made ssim/cw_ssim/gmsd/dists (name/version; metrics.protocols)
+        "fidelity_protocol": get_protocol((scoring_options or {}).get("protocol")).label,
     }
     return rec, inp, out
 
@@ -92,8 +105,12 @@ def score(
     metrics: tuple[str, ...] = SAMPLE_KEYS,
     chunk: int = 8,
     progress=None,
+    scoring_options: dict[str, Any] | None = None,
 ) -> dict[str, dict]:
-    """Score each generated sample that has no final record yet."""
+    """Score each generated sample that has no final record yet.
+
+    ``scoring_options``: ``protocol``, ``face_margin``, ``face_choice`` for
+    :func:`~.scoring.score_pair`."""
     # attr_acc is the offline instruction score: computed unless instruction scoring is off.
     instruction_score = judge_spec != "none"
     pending: list[tuple[dict, Any, Any]] = []
@@ -123,11 +140,10 @@ def score(
                         rec["null_reasons"][key] = res.reasons.get(key, "judge gave no score")
                     else:
                         rec["null_reasons"].pop(key, None)
-                if res.raw or res.usage:  # a VLM answered (offline/none judges have nothing to keep)
-                    rec["judge"] = {"raw": res.raw, "usage": res.usage, "cost_usd": res.cost_usd,
-                                    "cached": res.cached,
-                                    # the model ids the API reported: aggregation never averages two into one cell
-                                    "snapshots": sorted({a["model"] for a in res.raw if a.get("model")})}
+                if res.raw or res.usage or res.per_judge:  # a VLM answered (offline/none judges keep nothing)
+                    # ``judge``: the primary's answers (snapshots: aggregation never averages two into
+                    # one cell); ``judges``: every judge's scores and answers by spec
+                    rec["judge"], rec["judges"] = judge_blocks(res)
         for rec, _, _ in pending:
             writer.append(rec)
             final[rec["id"]] = rec
@@ -164,7 +180,7 @@ def score(
         identity = wants_identity(identity_mode, sample, dataset_name)
         try:
             pending.append(_local_scores(sample, gen, run_dir, identity, instruction_score, device,
-                                         face_weights, metrics))
+                                         face_weights, metrics, scoring_options))
         except KeyboardInterrupt:
             raise
         except Exception as err:

@@ -20,7 +20,7 @@ from ..core.resize import match_size
 from ..metrics.attr_acc import attr_acc
 from ..metrics.distance import l1, l2
 from ..metrics.fidelity import fidelity_scores
-from ..metrics.identity import face_similarity
+from ..metrics.identity import MARGIN, face_similarity
 from ..metrics.keys import DISTANCE_KEYS, FIDELITY_KEYS, JUDGE_KEYS, SAMPLE_KEYS
 
 NOT_SELECTED = "not selected (--metrics/--skip)"
@@ -64,6 +64,9 @@ def score_pair(
     device: str = "cpu",
     face_weights: str | None = None,
     metrics: tuple[str, ...] = SAMPLE_KEYS,
+    protocol: str | None = None,
+    face_margin: int = MARGIN,
+    face_choice: str = "confident",
 ) -> PairScores:
     """Score one pair. Images are float32 ``[H, W, 3]`` in [0, 1].
 
@@ -72,6 +75,10 @@ def score_pair(
     * attr_acc: offline instruction score, when an instruction is given and
       ``instruction_score``;
     * face_sim: FaceNet cosine input vs output, when ``identity``.
+
+    ``protocol``: the fidelity protocol (:mod:`iretouch_bench.metrics.protocols`, default ``paper``);
+    ``face_margin`` / ``face_choice``: FaceNet crop margin and which input face is the subject
+    (:func:`iretouch_bench.metrics.identity.face_similarity`).
 
     Only the keys in ``metrics`` are computed (``--metrics`` / ``--skip``); the others are
     None with the reason "not selected". sc/pq/o stay None here (set by the judge stage).
@@ -94,7 +101,8 @@ def score_pair(
     fid_keys = tuple(k for k in FIDELITY_KEYS if k in selected)
     if fid_keys:
         try:
-            values, reasons, extra = fidelity_scores(input_rgb, out_same, device=device, keys=fid_keys)
+            values, reasons, extra = fidelity_scores(input_rgb, out_same, device=device, keys=fid_keys,
+                                                     protocol=protocol)
             scores.merge(values, reasons)
             scores.details["fidelity"] = extra
         except Exception as err:
@@ -134,7 +142,8 @@ def score_pair(
         scores.set_null(("face_sim",), "identity off (not a portrait sample; --identity on forces it)")
     else:
         try:
-            value, reason, detail = face_similarity(input_rgb, out_same, device=device, weights=face_weights)
+            value, reason, detail = face_similarity(input_rgb, out_same, device=device, weights=face_weights,
+                                                    margin=face_margin, face=face_choice)
             scores.merge({"face_sim": value}, {"face_sim": reason or "not computed"})
             scores.details["identity"] = detail
         except Exception as err:

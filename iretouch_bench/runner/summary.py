@@ -14,6 +14,7 @@ import math
 from collections import Counter, defaultdict
 from typing import Any, Iterable
 
+from ..judge.agreement import agreement
 from ..metrics.keys import JUDGE_KEYS, SAMPLE_KEYS
 from .stats import bootstrap_mean_ci
 
@@ -78,4 +79,43 @@ def summarise(records: Iterable[dict[str, Any]], expected: int | None = None) ->
         "generation_latency_s": ({"median": sorted(gen_lat)[len(gen_lat) // 2], "n": len(gen_lat),
                                   "note": "per sample at its native size, model call only"}
                                  if gen_lat else None),
+        **_judges_block(ok),
     }
+
+
+def judge_specs(records: list[dict[str, Any]]) -> list[str]:
+    """The judges the records hold blocks for (``record["judges"]``), the primary first."""
+    specs: list[str] = []
+    primary = next(((r.get("judge") or {}).get("spec") for r in records if (r.get("judge") or {}).get("spec")), None)
+    if primary:
+        specs.append(primary)
+    for r in records:
+        for spec in r.get("judges") or {}:
+            if spec not in specs:
+                specs.append(spec)
+    return specs
+
+
+def _judges_block(ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """``judges``: per-judge means of sc/pq/o (same statistics as the plain keys, which are the
+    primary's); ``judge_agreement``: Spearman and Kendall of SC and PQ for every judge pair."""
+    specs = judge_specs(ok)
+    if not specs:
+        return {}
+    per: dict[str, Any] = {}
+    for spec in specs:
+        rows = []
+        for r in ok:
+            j = (r.get("judges") or {}).get(spec)
+            if j is None:
+                rows.append({"metrics": {k: None for k in JUDGE_KEYS},
+                             "null_reasons": {k: f"not judged by {spec}" for k in JUDGE_KEYS}})
+            else:
+                rows.append({"metrics": {k: j.get(k) for k in JUDGE_KEYS}, "null_reasons": j.get("null_reasons") or {},
+                             "judge": {"snapshots": j.get("snapshots")}})
+        first = next(((r.get("judges") or {}).get(spec) for r in ok if spec in (r.get("judges") or {})), {})
+        per[spec] = {"prompt_hash": first.get("prompt_hash"), **{k: _stats(rows, k) for k in JUDGE_KEYS}}
+    out: dict[str, Any] = {"judges": per}
+    if len(specs) > 1:
+        out["judge_agreement"] = agreement(ok, specs)
+    return out
