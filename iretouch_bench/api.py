@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .adapters.registry import create_model
 from .core.images import read_image, write_image
+from .datasets import load_dataset as _load_dataset
 from .metrics.keys import SAMPLE_KEYS
 from .reporting.run_table import write_run_table
 from .runner import run as _run
 from .runner.config import RunConfig
 from .runner.run import RunResult
-from .runner.scoring import PairScores
+from .runner.scoring import PairScores, score_pair as _score_pair
 
 __all__ = [
     "RunConfig", "RunResult", "aggregate", "estimate_judge_cost", "estimate_run_cost", "load_dataset", "load_model",
@@ -35,9 +37,10 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     return _with_table(_run.run_benchmark(config, progress=progress, log=log))
 
 
-def aggregate(run_dir: str | Path) -> RunResult:
-    """Recompute ``summary.json`` and ``table.md`` of a run folder (for example after its shards finished)."""
-    return _with_table(_run.aggregate(Path(run_dir)))
+def aggregate(run_dir: str | Path, partial: bool = False) -> RunResult:
+    """Recompute ``summary.json`` and ``table.md`` of a run folder (for example after its shards finished;
+    a sharded run with shards missing or running is refused unless ``partial``)."""
+    return _with_table(_run.aggregate(Path(run_dir), partial=partial))
 
 
 def _with_table(result: RunResult) -> RunResult:
@@ -47,15 +50,11 @@ def _with_table(result: RunResult) -> RunResult:
 
 def load_dataset(spec: str = "embedded", **options):
     """A :class:`~iretouch_bench.datasets.Dataset` (``embedded``, ``iretouch:PATH``, ``ppr10k:PATH``, ``hf:PATH``)."""
-    from .datasets import load_dataset as _load
-
-    return _load(spec, **options)
+    return _load_dataset(spec, **options)
 
 
 def load_model(name: str, device: str = "cpu", weights: str | None = None, **options):
     """A loaded :class:`~iretouch_bench.adapters.registry.RetouchModel` from the registry."""
-    from .adapters.registry import create_model
-
     model = create_model(name, device=device, weights=weights, **options)
     model.ensure_loaded()
     return model
@@ -67,9 +66,7 @@ def score_pair(input_rgb: np.ndarray, output_rgb: np.ndarray, *, target: np.ndar
                metrics: tuple[str, ...] = SAMPLE_KEYS, **options) -> PairScores:
     """Every local metric for one pair (float32 ``[H, W, 3]`` in [0, 1]); see :func:`runner.scoring.score_pair`
     (``options``: ``protocol``, ``face_margin``, ``face_choice``)."""
-    from .runner.scoring import score_pair as _score
-
-    return _score(input_rgb, output_rgb, target_rgb=target, instruction=instruction, mask=mask,
+    return _score_pair(input_rgb, output_rgb, target_rgb=target, instruction=instruction, mask=mask,
                   identity=identity, device=device, face_weights=face_weights, metrics=metrics, **options)
 
 
@@ -95,6 +92,7 @@ def judge_run(run_dir: str | Path, spec: str, progress: bool = True, log=print, 
 def slice_apply(grid, guide, image, strength: float = 1.0):
     """Slice a bilateral grid ``[B, 12, D, Hg, Wg]`` with ``guide`` ``[B, H, W]`` and apply it to
     ``image`` ``[B, 3, H, W]`` (DESIGN.md convention). See :mod:`iretouch_bench.models.slicing`."""
+    # lazy, and the one place the facade reaches into a backend: the harness never imports models/
     from .models.slicing import slice_apply as _slice_apply
 
     return _slice_apply(grid, guide, image, strength=strength)
@@ -102,12 +100,9 @@ def slice_apply(grid, guide, image, strength: float = 1.0):
 
 def estimate_judge_cost(config: RunConfig) -> dict:
     """How many judge calls ``config`` needs and roughly what they cost (``run --dry-run``)."""
-    from .datasets import load_dataset as _load
-    from .runner.run import make_run_judge, select_samples
-
-    ds = _load(config.dataset, expert=config.expert, split=config.split)
-    n = len(select_samples(ds.samples, config.limit, config.shard))
-    judge = make_run_judge(config)
+    ds = _load_dataset(config.dataset, expert=config.expert, split=config.split)
+    n = len(_run.select_samples(ds.samples, config.limit, config.shard))
+    judge = _run.make_run_judge(config)
     est = judge.estimate(n)
     return {"dataset": ds.name, "n_samples": n, "judge": config.judge, **est}
 

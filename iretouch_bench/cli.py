@@ -2,6 +2,9 @@
 
 Errors print one line (``error: <file>: <problem>``) and exit non-zero; set
 ``IRETOUCH_BENCH_DEBUG=1`` for the traceback.
+
+Every command imports what it needs inside its own function: that keeps ``iretouch-bench --help``
+and the cheap commands (``models list``, ``protocols``) from importing torch (about 3 s here).
 """
 
 from __future__ import annotations
@@ -75,6 +78,22 @@ def _metrics(include: str | None, skip: str | None) -> tuple[str, ...]:
     if not chosen:
         raise click.BadParameter("no metric left to compute", param_hint="--metrics/--skip")
     return chosen
+
+
+class _Device(click.ParamType):
+    """``cpu``, ``cuda`` or ``cuda:K`` (under a launcher, ``cuda`` becomes ``cuda:LOCAL_RANK``)."""
+
+    name = "cpu|cuda|cuda:K"
+
+    def convert(self, value, param, ctx):
+        v = str(value).strip().lower()
+        head, _, idx = v.partition(":")
+        if v in ("cpu", "cuda") or (head == "cuda" and idx.isdigit()):
+            return v
+        self.fail(f"expected cpu, cuda or cuda:K, got {value!r}", param, ctx)
+
+
+DEVICE = _Device()
 
 
 def _resolutions(value: str) -> tuple[str, ...]:
@@ -158,7 +177,7 @@ def cli() -> None:
               help="Say how many model and judge calls the run needs and their rough cost; run nothing.")
 @click.option("--limit", default=None, type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--out", default=None, help="Run folder (default: runs/<model>__<dataset>; rerun resumes it).")
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--device", default="cpu", show_default=True, type=DEVICE)
 @click.option("--weights", default=None, help="Weights for the model (a file or folder).")
 @click.option("--strength", default=1.0, show_default=True, type=float, help="Edit strength (models that support it).")
 @click.option("--identity", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
@@ -215,11 +234,14 @@ def run(model, model_args, seed, model_budget, model_cache, model_cache_dir, dat
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-def aggregate(run_dir) -> None:
-    """Recompute summary.json and table.md of RUN_DIR (e.g. after its shards finished)."""
+@click.option("--partial", is_flag=True, help="Merge what is there even when some shards are missing or running "
+              "(the table says so).")
+def aggregate(run_dir, partial) -> None:
+    """Recompute summary.json and table.md of RUN_DIR, merging its shards once every shard has
+    finished (otherwise: one line naming the missing and running shards, exit 1)."""
     from . import api
 
-    click.echo(api.aggregate(run_dir).table)
+    click.echo(api.aggregate(run_dir, partial=partial).table)
 
 
 @cli.command()
@@ -233,7 +255,7 @@ def aggregate(run_dir) -> None:
 @click.option("--face-weights", default=None, help="FaceNet weights: auto | vggface2 | casia-webface | PATH.")
 @_face_options
 @_protocol_option
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--device", default="cpu", show_default=True, type=DEVICE)
 @click.option("--metrics", "metrics", default=None, help=METRICS_HELP)
 @click.option("--skip", "skip", default=None, help="Metric groups or keys to leave out, e.g. dists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (values and null reasons).")
@@ -348,13 +370,18 @@ def judge_prompts_show(file) -> None:
 @click.option("--resolutions", default="720p,1k,2k,4k", show_default=True)
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=1, show_default=True, type=click.IntRange(0))
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--device", default="cpu", show_default=True, type=DEVICE)
 @click.option("--weights", default=None)
 @click.option("--instruction", default="Brighten the image a little", show_default=True)
 @click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Write a latency-vs-resolution PNG.")
 @click.option("--json", "as_json", is_flag=True)
-def latency(model, model_args, resolutions, repeats, warmup, device, weights, instruction, plot, as_json) -> None:
+@click.option("--out", "run_dir", default=None, type=click.Path(file_okay=False),
+              help="A run folder of MODEL: write latency.json there (the latency_* columns) and re-aggregate it. "
+                   "The single-process latency step of a sharded run.")
+def latency(model, model_args, resolutions, repeats, warmup, device, weights, instruction, plot, as_json,
+            run_dir) -> None:
     """Measure end-to-end latency of MODEL at each resolution (median of N repeats)."""
+    from . import api
     from .reporting.latency import format_table, plot_latency
     from .runner.latency import measure_latency, parse_resolutions
     from .adapters.registry import create_model
@@ -366,6 +393,24 @@ def latency(model, model_args, resolutions, repeats, warmup, device, weights, in
     result = measure_latency(m, parse_resolutions(resolutions), repeats=repeats, warmup=warmup, device=device,
                              instruction=instruction)
     result["model_args"] = options
+    if run_dir:
+        from pathlib import Path
+
+        from .core.atomic import write_json_atomic
+
+        info_path = Path(run_dir) / "run.json"
+        if not info_path.exists():
+            raise BenchError(f"{run_dir}: not a run folder (no run.json)")
+        run_model = json.loads(info_path.read_text()).get("config", {}).get("model")
+        if run_model != model:
+            raise BenchError(f"{run_dir}: is a run of model {run_model!r}, not {model!r}")
+        result["model"] = model
+        write_json_atomic(Path(run_dir) / "latency.json", result)
+        click.echo(f"latency written to {Path(run_dir) / 'latency.json'}", err=True)
+        try:
+            api.aggregate(run_dir)
+        except BenchError as err:  # shards still running: the latency columns appear when they are merged
+            click.echo(f"not re-aggregated yet: {err}", err=True)
     if plot:
         plot_latency({model: result}, plot)
     if as_json:
@@ -471,6 +516,7 @@ def weights_fetch(names, path) -> None:
 # `train` is a group whose subcommands live with the trainers (training/commands.py): a new
 # recipe adds a subcommand there, not here.
 cli.add_command(_train_group, name="train")
+
 
 # --------------------------------------------------------------------------- results: leaderboard, tables,
 # submissions, comparisons, reports, strength sweeps (iretouch_bench.reporting)

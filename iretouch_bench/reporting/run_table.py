@@ -49,6 +49,14 @@ def render_table(summary: dict[str, Any], model: str, dataset: str, latency: dic
     if judges_table:
         out.append(judges_table)
     notes = []
+    shards = summary.get("shards") or {}
+    if summary.get("partial"):
+        notes.append(f"- PARTIAL: shards of {shards.get('world_size')} still missing {shards.get('missing') or []}, "
+                     f"running or killed {shards.get('running') or []}; `iretouch-bench aggregate` merges them all "
+                     "once they finish")
+    elif shards.get("world_size"):
+        notes.append(f"- produced by {shards['world_size']} shards ({shards.get('ranks')} shard files) on "
+                     f"{len(shards.get('hosts') or [])} host(s); merged from `samples-KofN.jsonl`")
     if summary["n_failed"]:
         notes.append(f"- {summary['n_failed']} sample(s) failed (records in `samples*.jsonl`, status failed):")
         failed = sorted(summary.get("failed", {}).items())

@@ -150,6 +150,11 @@ def default_run_dir(model: str, dataset_name: str, root: str | os.PathLike = "ru
     return Path(root) / f"{safe(model)}__{safe(dataset_name)}"
 
 
+def device_kind(device: str) -> str:
+    """``"cuda:3"`` -> ``"cuda"``: what the resume guard compares (ranks differ only in the index)."""
+    return device.split(":", 1)[0]
+
+
 def check_compatible(run_dir: Path, config: RunConfig) -> dict[str, Any] | None:
     """Return the existing run.json (or None) after checking it was made by the same configuration."""
     path = run_dir / "run.json"
@@ -162,7 +167,11 @@ def check_compatible(run_dir: Path, config: RunConfig) -> dict[str, Any] | None:
     old = existing.get("config", {})
     new = config.to_json()
     for key in RESULT_KEYS:
-        if old.get(key) != new.get(key):
+        a, b = old.get(key), new.get(key)
+        if key == "device" and isinstance(a, str) and isinstance(b, str):
+            # the ranks of one run use cuda:0, cuda:1, ...: the kind of device is what changes numbers
+            a, b = device_kind(a), device_kind(b)
+        if a != b:
             raise BenchError(
                 f"{run_dir}: holds a run with {key}={old.get(key)!r}, this command has {key}={new.get(key)!r}; "
                 f"use another --out (or delete the folder) instead of mixing configurations"

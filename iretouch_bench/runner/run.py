@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -33,11 +33,13 @@ from .score import score
 from .summary import summarise
 from .config import RunConfig, check_compatible, default_run_dir
 from ..core.provenance import now_iso
-from ..core.atomic import write_json_atomic, write_text_atomic
+from ..core.atomic import create_json_exclusive, write_json_atomic, write_text_atomic
+from .launch import detect_rank, rank_device, resolve_shard
 from .records import RecordWriter, read_all, shard_suffix
+from .shards import finish_shard, shard_status, start_shard
+from .result import build_result, dumps as result_dumps
 
 SAMPLES_STEM = "samples"
-from .result import build_result, dumps as result_dumps
 GENERATE_STEM = "generate"
 
 
@@ -118,9 +120,10 @@ def judge_scoring(judge) -> list[dict[str, Any]] | None:
     return out or None
 
 
-def make_run_model(config: RunConfig) -> RetouchModel:
-    """The model a run's config asks for, constructed (not loaded) with its ``--model-args``."""
-    return create_model(config.model, device=config.device, weights=config.weights, **config.model_args)
+def make_run_model(config: RunConfig, device: str | None = None) -> RetouchModel:
+    """The model a run's config asks for, constructed (not loaded) with its ``--model-args``, on
+    ``device`` (this rank's, see :mod:`.launch`) or the config's."""
+    return create_model(config.model, device=device or config.device, weights=config.weights, **config.model_args)
 
 
 def model_cache_and_budget(config: RunConfig, model: RetouchModel) -> tuple[OutputCache | None, ModelBudget | None]:
@@ -140,8 +143,16 @@ def model_cache_and_budget(config: RunConfig, model: RetouchModel) -> tuple[Outp
 
 
 def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunResult:
+    # Under torchrun / accelerate / srun this process is one rank: its shard and device come from
+    # the launcher's variables (runner/launch.py); no collectives, aggregation is its own step.
+    rank = detect_rank()
+    config.shard = resolve_shard(config.shard, rank)
+    device = rank_device(config.device, rank)
+    if config.shard is not None and config.latency:
+        raise BenchError("--latency in a sharded run would time every rank at once on shared hardware; run "
+                         "`iretouch-bench latency --model NAME --out RUN_DIR` as its own step on an idle device")
     get_model_class(config.model)  # an unknown model fails before any dataset work
-    model = make_run_model(config)
+    model = make_run_model(config, device)
     model.preflight()  # a missing key, package or GPU fails now, before any folder or output is made
     cache, budget = model_cache_and_budget(config, model)
     dataset = load_dataset(config.dataset, expert=config.expert, split=config.split)
@@ -155,6 +166,12 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     config.vocab_version = VOCAB_VERSION
     # a run whose --metrics leave out the judge asks no VLM (and needs no key)
     judge = make_run_judge(config) if set(JUDGE_KEYS) & set(config.metrics) else make_judge("none")
+    if config.shard is not None and config.judge not in ("offline", "none") and set(JUDGE_KEYS) & set(config.metrics):
+        # N shards would each spend the whole budget against one rate limit: the VLM judge runs once,
+        # afterwards, as its own stage over the finished run (attr_acc is still scored here)
+        log(f"sharded run: the VLM judge ({config.judge}) is not asked here; when every shard has finished, "
+            f"run `iretouch-bench judge RUN_DIR --judge {config.judge}` once")
+        judge = make_judge("offline")
     judge.preflight()  # a missing API key fails now, before any folder or output is made
     judge_info = judge_scoring(judge)
     if judge_info:  # the prompt set (and every judge's endpoint) is part of the resume guard
@@ -190,11 +207,19 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
         "judges": judge_infos(judge),
         "versions": package_versions(),
         "git": git_revision(),
-        "device": environment(config.device),
+        "device": environment(device),
         "scoring": {**scoring_provenance(config), "judges": judge_info},
         "scoring_passes": passes,
     }
-    write_json_atomic(run_dir / "run.json", run_info)
+    run_info["dataset"]["n_selected_all_shards"] = len(select_samples(dataset.samples, config.limit, None))
+    if config.shard is None:
+        write_json_atomic(run_dir / "run.json", run_info)
+    elif not create_json_exclusive(run_dir / "run.json", run_info):
+        check_compatible(run_dir, config)  # another rank created it first: it must describe the same run
+    # where and when this process ran (shards/KofN.json, or shards/all.json): written by this process only
+    shard_info = start_shard(run_dir, config.shard, device=device, environment=run_info["device"],
+                             launcher=asdict(rank) if rank else None, n_selected=len(samples),
+                             n_done=len(samples) - len(todo), pass_info=passes[-1] if todo else None)
 
     suffix = shard_suffix(config.shard)
     generated = read_all(run_dir, GENERATE_STEM)
@@ -208,7 +233,7 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
         with _progress(len(todo), "score", progress) as bar:
             score(todo, generated, run_dir, RecordWriter(run_dir / f"{SAMPLES_STEM}{suffix}.jsonl"), final,
                   dataset_name=dataset.name, identity_mode=config.identity, judge=judge,
-                  judge_spec=config.judge, device=config.device, face_weights=config.face_weights,
+                  judge_spec=config.judge, device=device, face_weights=config.face_weights,
                   metrics=config.metrics, progress=bar,
                   scoring_options={"protocol": config.protocol, "face_margin": config.face_margin,
                                    "face_choice": config.face_choice})
@@ -225,9 +250,14 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     if budget is not None:
         run_info["model_budget"] = budget.report()
     run_info["updated"] = now_iso()
-    write_json_atomic(run_dir / "run.json", run_info)
+    if config.shard is None:
+        write_json_atomic(run_dir / "run.json", run_info)
+    else:  # run.json is the first rank's, written once; what this rank learned goes to its shard file
+        shard_info.update(model=run_info["model"], judge=run_info["judge"], **(
+            {"model_budget": run_info["model_budget"]} if "model_budget" in run_info else {}))
+    finish_shard(run_dir, config.shard, shard_info, n_done=len(read_all(run_dir, SAMPLES_STEM)), finished=now_iso())
     result = aggregate(run_dir, model_name=config.model, dataset_name=dataset.name,
-                       expected=len(select_samples(dataset.samples, config.limit, None)))
+                       expected=len(select_samples(dataset.samples, config.limit, None)), partial=True)
     if budget is not None and budget.exhausted:
         result.stopped = (f"model budget reached: spent ${budget.spent:.4f} of ${budget.limit:.4f}; "
                           f"{len(budget.skipped)} sample(s) not generated; rerun with a larger --model-budget "
@@ -308,8 +338,12 @@ def latency_keys(latency: dict[str, Any] | None) -> dict[str, float | None] | No
 
 
 def aggregate(run_dir: Path, model_name: str | None = None, dataset_name: str | None = None,
-              expected: int | None = None) -> RunResult:
+              expected: int | None = None, partial: bool = False) -> RunResult:
     """Stage 3 on a run folder: ``summary.json`` (also on its own, e.g. after shards finished).
+
+    A sharded run is merged only when every shard has finished (``shards/KofN.json``); otherwise
+    this raises :class:`BenchError` naming the missing and running shards, unless ``partial``
+    (a rank that finishes before the others writes a partial summary that says so).
 
     The table (``table.md``) is the reporting layer's: :func:`iretouch_bench.api.aggregate`
     does both."""
@@ -318,6 +352,15 @@ def aggregate(run_dir: Path, model_name: str | None = None, dataset_name: str | 
     if not info_path.exists():
         raise BenchError(f"{run_dir}: not a run folder (no run.json)")
     info = json.loads(info_path.read_text())
+    shards = shard_status(run_dir)
+    incomplete = shards.get("error") or ([f"missing {shards['missing']}"] if shards["missing"] else []) + (
+        [f"still running or killed {shards['running']}"] if shards["running"] else [])
+    if incomplete and not partial:
+        what = shards["error"] if shards.get("error") else "; ".join(incomplete)
+        raise BenchError(f"{run_dir}: shards of {shards['world_size']}: {what}; run those shards (the same command "
+                         "with --shard K/N or the same rank variables resumes them), or aggregate --partial")
+    if expected is None:
+        expected = info["dataset"].get("n_selected_all_shards")
     model_name = model_name or info["config"]["model"]
     dataset_name = dataset_name or info["dataset"]["name"]
     final = read_all(run_dir, SAMPLES_STEM)
@@ -328,6 +371,9 @@ def aggregate(run_dir: Path, model_name: str | None = None, dataset_name: str | 
     summary["run"] = {"model": model_name, "dataset": dataset_name,
                       "dataset_hash": info["dataset"]["content_hash"], "device": info["config"]["device"],
                       "judge": info.get("judge"), "run_json": "run.json"}
+    # how many processes produced the run, on which hosts, and whether some shards are still missing
+    summary["shards"] = {k: shards.get(k) for k in ("world_size", "ranks", "hosts", "finished", "running", "missing")}
+    summary["partial"] = bool(incomplete)
     write_json_atomic(run_dir / "summary.json", summary)
     # result.json: the versioned, validated result leaderboards and submissions read (runner/result.py)
     write_text_atomic(run_dir / "result.json", result_dumps(build_result(run_dir, info, summary, list(final.values()))))
