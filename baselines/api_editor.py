@@ -86,6 +86,7 @@ class ApiEditor(RetouchModel):
     """Base of the API editors (see the module docstring)."""
 
     kind = "api"
+    own_cache = True  # see RetouchModel.own_cache: the runner passes cache=off unless asked otherwise
     max_concurrency = 4
     supports_strength = False
 

@@ -386,8 +386,12 @@ def latency(model, model_args, resolutions, repeats, warmup, device, weights, in
     from .runner.latency import measure_latency, parse_resolutions
     from .adapters.registry import create_model
 
+    from .adapters.registry import get_model_class
+    from .runner.run import runner_options
+
     options = _model_args(model_args)
-    m = create_model(model, device=device, weights=weights, **options)
+    # an API editor's own cache off: repeats must time real calls, not cache reads
+    m = create_model(model, device=device, weights=weights, **runner_options(get_model_class(model), options))
     m.preflight()
     m.ensure_loaded()
     result = measure_latency(m, parse_resolutions(resolutions), repeats=repeats, warmup=warmup, device=device,

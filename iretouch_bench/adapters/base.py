@@ -118,6 +118,10 @@ class RetouchModel(ABC):
     license: ClassVar[str] = ""
     #: which row of the paper's Table 1 this is (e.g. ``"GPT-Image-1"``), None if none
     paper_row: ClassVar[str | None] = None
+    #: the adapter keeps its own response cache, switched by a ``cache=use|refresh|off`` option. The
+    #: runner turns it off unless ``--model-args cache=...`` says otherwise: in a run the runner's
+    #: output cache answers reruns (one copy per output), and latency must time real calls.
+    own_cache: ClassVar[bool] = False
 
     def __init__(self, device: str = "cpu", weights: str | None = None, **options: Any) -> None:
         self.device = device

@@ -37,6 +37,7 @@ as the reason: the paper's blank cells.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 import threading
@@ -262,6 +263,9 @@ def measure_latency(
         "resolution_source": RESOLUTION_SOURCE,
         "load_s": load_s,
         "environment": environment(device),
+        # what ran, as the adapter reports it: for ``ours`` the slice-and-apply backend (numba,
+        # triton, or the reference with the reason), so a slow fallback shows in latency.json too
+        "model_info": json.loads(json.dumps(model.info(), default=str)),  # JSON-safe whatever the adapter holds
         "records": records,
     }
     result["metrics"], result["reasons"] = latency_metrics(result)

@@ -12,11 +12,11 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .. import __version__
 from ..adapters.base import RetouchModel, RetouchRequest
 from ..adapters.registry import create_model, get_model_class, model_source
+from ..clients import sanitise_url
 from ..core.errors import BenchError
 from ..core.hashing import sha256_file
 from ..core.provenance import environment, git_revision, package_versions
@@ -73,13 +73,11 @@ def select_samples(samples: list, limit: int | None, shard: tuple[int, int] | No
 
 
 def _judge_endpoint(config: RunConfig) -> str | None:
-    """The URL an API judge talks to, without credentials (part of the resume guard)."""
+    """The URL an OpenAI-compatible judge talks to, without credentials (part of the resume guard)
+    before the judge is built; once built, every judge reports its own endpoint (``judge_scoring``)."""
     if not config.judge.startswith("openai"):
         return None
-    url = config.judge_base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    parts = urlsplit(url.rstrip("/"))
-    host = parts.netloc.rpartition("@")[2]  # drop user:password@
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return sanitise_url(config.judge_base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
 
 
 def scoring_provenance(config: RunConfig) -> dict[str, Any]:
@@ -123,7 +121,16 @@ def judge_scoring(judge) -> list[dict[str, Any]] | None:
 def make_run_model(config: RunConfig, device: str | None = None) -> RetouchModel:
     """The model a run's config asks for, constructed (not loaded) with its ``--model-args``, on
     ``device`` (this rank's, see :mod:`.launch`) or the config's."""
-    return create_model(config.model, device=device or config.device, weights=config.weights, **config.model_args)
+    return create_model(config.model, device=device or config.device, weights=config.weights,
+                        **runner_options(get_model_class(config.model), config.model_args))
+
+
+def runner_options(cls: type[RetouchModel], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` plus what the runner sets for every run and latency measurement: an adapter's own
+    response cache off (``RetouchModel.own_cache``) unless the user set ``cache`` explicitly."""
+    if getattr(cls, "own_cache", False) and "cache" not in options:
+        return {**options, "cache": "off"}
+    return dict(options)
 
 
 def model_cache_and_budget(config: RunConfig, model: RetouchModel) -> tuple[OutputCache | None, ModelBudget | None]:
