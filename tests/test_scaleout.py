@@ -130,3 +130,27 @@ def test_torchrun_two_processes_equal_one(tiny_manifest, tmp_path, single_run):
     agg = _cli(["aggregate", str(out)])
     assert agg.returncode == 0, agg.stderr
     assert _rows(agg.stdout) == _rows((single_run / "table.md").read_text())
+
+
+def test_judge_stage_after_shards_makes_one_pass_under_one_budget(tiny_manifest, tmp_path, monkeypatch):
+    """Two shards skip the VLM judge; one judge stage then asks each question once, whatever the
+    number of shards, under one budget, and a rerun asks nothing."""
+    from judge_server import FakeChatServer
+
+    from iretouch_bench import api
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-scaleout")
+    out = tmp_path / "js"
+    base = ["run", "--model", "identity", "--dataset", f"iretouch:{tiny_manifest}", "--skip", "dists",
+            "--judge", "openai:gpt-4o-2024-08-06", "--out", str(out), "--quiet"]
+    for k in (0, 1):
+        res = _cli(base, _env(RANK=str(k), WORLD_SIZE="2", OPENAI_API_KEY="sk-test-scaleout"))
+        assert res.returncode == 0, res.stderr
+    with FakeChatServer() as chat:
+        stage, result = api.judge_run(out, "openai:gpt-4o-2024-08-06", base_url=chat.base_url, budget_usd=1.0,
+                                      cache_dir=str(tmp_path / "cache"), progress=False, log=lambda *a: None)
+        assert stage.n_judged == 6 and len(chat.requests) == 12  # SC + PQ per sample, once
+        assert result.summary["metrics"]["sc"]["n"] == 6 and not result.summary["partial"]
+        again, _ = api.judge_run(out, "openai:gpt-4o-2024-08-06", base_url=chat.base_url, budget_usd=1.0,
+                                 cache_dir=str(tmp_path / "cache2"), progress=False, log=lambda *a: None)
+        assert again.n_judged == 0 and again.api_requests == 0 and len(chat.requests) == 12
