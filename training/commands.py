@@ -43,3 +43,35 @@ def ours_small(out, steps, seed, threads, batch, pool) -> None:
 
     result = train_ours(out, steps=steps, seed=seed, threads=threads, batch=batch, pool_size=pool)
     click.echo(json.dumps(result, indent=2, default=str))
+
+
+@train.command("3dlut")
+@click.option("--out", default="3dlut-train", show_default=True, help="Folder for weights, config and loss curve.")
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1), help="Training steps.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="Torch threads (the shipped weights used 1; results are bit-identical for a fixed count).")
+@click.option("--batch", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--pool", default=400, show_default=True, type=click.IntRange(1), help="Training pairs synthesised.")
+def train_3dlut_cmd(out, steps, seed, threads, batch, pool) -> None:
+    """Train the 3D-LUT baseline from scratch (reproduces baselines/weights/lut3d.*)."""
+    from .lut3d import train_3dlut  # heavy (torch, synth): only when this command runs
+
+    result = train_3dlut(out, steps=steps, seed=seed, threads=threads, batch=batch, pool_size=pool)
+    click.echo(json.dumps(result, indent=2, default=str))
+
+
+@train.command("rsfnet")
+@click.option("--out", default="rsfnet-train", show_default=True, help="Folder for weights, config and loss curve.")
+@click.option("--steps", default=800, show_default=True, type=click.IntRange(1), help="Training steps.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="Torch threads (the shipped weights used 1; results are bit-identical for a fixed count).")
+@click.option("--batch", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--pool", default=400, show_default=True, type=click.IntRange(1), help="Training pairs synthesised.")
+def train_rsfnet_cmd(out, steps, seed, threads, batch, pool) -> None:
+    """Train the RSFNet (map variant) baseline from scratch (reproduces baselines/weights/rsfnet.*)."""
+    from .rsfnet import train_rsfnet  # heavy (torch, synth): only when this command runs
+
+    result = train_rsfnet(out, steps=steps, seed=seed, threads=threads, batch=batch, pool_size=pool)
+    click.echo(json.dumps(result, indent=2, default=str))

@@ -36,6 +36,8 @@ ENTRY_POINT_GROUP = "iretouch_bench.models"
 _BUILTIN: dict[str, str] = {
     "identity": "iretouch_bench.baselines.identity:IdentityModel",
     "ours": "iretouch_bench.models.ours:OursModel",
+    "3dlut": "iretouch_bench.baselines.lut3d:Lut3DModel",
+    "rsfnet": "iretouch_bench.baselines.rsfnet:RSFNetModel",
     "gpt-image-1": "iretouch_bench.baselines.gpt_image:GptImageModel",
     "gemini-2.5-flash-image": "iretouch_bench.baselines.gemini_image:GeminiImageModel",
     "flux-kontext-pro": "iretouch_bench.baselines.flux_kontext:FluxKontextProModel",
