@@ -80,7 +80,7 @@ def score_files(input: str | Path, output: str | Path, *, target: str | Path | N
                       metrics=metrics, **options)
 
 
-def judge_run(run_dir: str | Path, spec: str, progress: bool = True, log=print, **judge_options):
+def judge_run(run_dir: str | Path, spec: str | None = None, progress: bool = True, log=print, **judge_options):
     """The judge stage on a finished run (``iretouch-bench judge``), then its summary and table;
     returns ``(JudgeStageResult, RunResult)``. See :mod:`iretouch_bench.runner.judge_stage`."""
     from .runner.judge_stage import judge_run as _judge_run

@@ -285,30 +285,37 @@ def score(input_path, output_path, target_path, instruction, identity, face_weig
 
 @cli.command("judge")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--judge", "spec", required=True,
-              help="openai:MODEL | gemini:MODEL, or a comma list (SPEC@URL gives one judge its endpoint).")
+@click.option("--judge", "spec", default=None,
+              help="openai:MODEL | gemini:MODEL, or a comma list (SPEC@URL gives one judge its endpoint); "
+                   "default: the run's --judge.")
 @click.option("--judge-base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL).")
-@click.option("--judge-samples", default=1, show_default=True, type=click.IntRange(1), help="Median of N judge answers.")
-@click.option("--judge-cache", default="use", show_default=True, type=click.Choice(["use", "refresh", "off"]))
+@click.option("--judge-samples", default=None, type=click.IntRange(1), help="Median of N judge answers (1).")
+@click.option("--judge-cache", default=None, type=click.Choice(["use", "refresh", "off"]), help="(use)")
 @click.option("--judge-budget", default=None, type=float, help="Stop judging before spending more than USD (all judges).")
-@click.option("--judge-concurrency", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--judge-concurrency", default=None, type=click.IntRange(1), help="(4)")
 @click.option("--judge-rpm", default=None, type=float, help="Judge requests per minute (rate limit, per judge).")
-@click.option("--judge-max-side", default=1024, show_default=True, type=click.IntRange(0),
-              help="Long side (px) of images sent to the judge; 0 = native size.")
-@click.option("--judge-timeout", default=120.0, show_default=True, type=float, help="Seconds per judge request.")
-@click.option("--judge-retries", default=5, show_default=True, type=click.IntRange(0), help="Retries per judge call.")
+@click.option("--judge-max-side", default=None, type=click.IntRange(0),
+              help="Long side (px) of images sent to the judge; 0 = native size (1024).")
+@click.option("--judge-timeout", default=None, type=float, help="Seconds per judge request (120).")
+@click.option("--judge-retries", default=None, type=click.IntRange(0), help="Retries per judge call (5).")
 @click.option("--judge-cache-dir", default=None, help="Judge answer cache (default: the user cache).")
-@_judge_view_options
+@click.option("--judge-prompts", default=None, type=click.Path(dir_okay=False), help="Judge prompt-set file.")
+@click.option("--judge-image-format", default=None, type=click.Choice(["png", "jpeg"]), help="(png)")
+@click.option("--judge-image-quality", default=None, type=click.IntRange(1, 95), help="JPEG quality (90).")
+@click.option("--judge-temperature", default=None, type=click.FloatRange(0, 2), help="(0)")
+@click.option("--judge-seed", default=None, type=int, help="(20260527)")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def judge_cmd(run_dir, spec, judge_base_url, judge_samples, judge_cache, judge_budget, judge_concurrency, judge_rpm,
               judge_max_side, judge_timeout, judge_retries, judge_cache_dir, judge_prompts, judge_image_format,
               judge_image_quality, judge_temperature, judge_seed, quiet) -> None:
     """Add VLM judge scores to the finished run RUN_DIR, without regenerating anything.
 
-    One process (one rate limiter, one cache, one budget); resumable; a rerun sends no request."""
+    One process (one rate limiter, one cache, one budget); resumable; a rerun sends no request.
+    Options not given (defaults in brackets) are the run's own --judge-* settings, if it had them."""
     from . import api
 
-    view = _judge_view_kwargs(judge_prompts, judge_image_format, judge_image_quality, judge_temperature, judge_seed)
+    view = {"judge_prompts": judge_prompts, "judge_image_format": judge_image_format,
+            "judge_image_quality": judge_image_quality, "judge_temperature": judge_temperature, "judge_seed": judge_seed}
     stage, result = api.judge_run(
         run_dir, spec, progress=not quiet, log=lambda m: click.echo(m, err=True),
         base_url=judge_base_url, samples=judge_samples, cache_mode=judge_cache, budget_usd=judge_budget,

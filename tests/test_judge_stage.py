@@ -232,3 +232,20 @@ def test_cli_judge_protocols_and_prompt_export(tiny_manifest, tmp_path, servers)
                               "--judge-cache-dir", str(tmp_path / "c"), "--quiet"])
     assert out.exit_code == 0, out.output
     assert "judged 6 sample(s)" in out.output and len(chat.requests) == 12
+
+
+def test_judge_stage_takes_unset_options_from_the_run_config(tiny_manifest, tmp_path, servers, prompt_file):
+    """After a sharded (or offline) run, `judge RUN_DIR` asks with the run's own --judge-* settings."""
+    chat, _ = servers
+    cfg = RunConfig(model="identity", dataset=f"iretouch:{tiny_manifest}", out=str(tmp_path / "run"),
+                    judge="offline", metrics=METRICS, judge_prompts=str(prompt_file), judge_temperature=0.3,
+                    judge_base_url=chat.base_url, judge_cache_dir=str(tmp_path / "cache"))
+    run_dir = api.run_benchmark(cfg, progress=False, log=lambda *a: None).run_dir
+    with pytest.raises(BenchError, match="no VLM judge"):
+        api.judge_run(run_dir, None, progress=False, log=lambda *a: None)
+    stage, res = api.judge_run(run_dir, "openai:gpt-4o", progress=False, log=lambda *a: None)
+    assert stage.n_judged == 6 and len(chat.requests) == 12
+    assert all(r["body"]["temperature"] == 0.3 for r in chat.requests)
+    assert {r["body"]["messages"][0]["content"] for r in chat.requests} == {SC_SYSTEM, PQ_SYSTEM}
+    rec = next(iter(read_all(run_dir, "samples").values()))
+    assert rec["judge"]["prompt_hash"] == load_prompt_set(prompt_file).hash

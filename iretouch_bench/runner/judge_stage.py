@@ -44,6 +44,15 @@ from .run import SAMPLES_STEM, judge_scoring
 JOURNAL = "judged.jsonl"
 #: what makes two answers of one spec comparable (a judge block with other settings is refused)
 SETTING_KEYS = ("prompt_hash", "image", "temperature", "seed", "samples", "endpoint", "max_tokens")
+#: run config field -> make_judge option: an option the stage is not given comes from the run's config,
+#: so ``judge RUN_DIR`` after a sharded run asks what the run's ``--judge-*`` options said
+CONFIG_OPTIONS = {
+    "judge_base_url": "base_url", "judge_samples": "samples", "judge_cache": "cache_mode",
+    "judge_budget": "budget_usd", "judge_concurrency": "concurrency", "judge_rpm": "requests_per_minute",
+    "judge_max_side": "max_side", "judge_timeout": "timeout_s", "judge_retries": "max_retries",
+    "judge_cache_dir": "cache_dir", "judge_prompts": "prompts", "judge_image_format": "image_format",
+    "judge_image_quality": "image_quality", "judge_temperature": "temperature", "judge_seed": "seed",
+}
 
 
 @dataclass
@@ -128,10 +137,12 @@ def merge_journal(run_dir: Path, specs: list[str], set_primary: bool) -> int:
     return changed
 
 
-def judge_run(run_dir: str | os.PathLike, spec: str, *, chunk: int = 8, progress: bool = True, log=print,
-              **judge_options: Any) -> JudgeStageResult:
+def judge_run(run_dir: str | os.PathLike, spec: str | None = None, *, chunk: int = 8, progress: bool = True,
+              log=print, **judge_options: Any) -> JudgeStageResult:
     """Judge a finished run (see the module docstring). ``judge_options`` go to
-    :func:`iretouch_bench.judge.make_judge` (``prompts``, ``base_url``, ``image_format``, ...)."""
+    :func:`iretouch_bench.judge.make_judge` (``prompts``, ``base_url``, ``image_format``, ...); an
+    option that is None or not given is taken from the run's config (:data:`CONFIG_OPTIONS`), and
+    ``spec`` None means the run's own ``--judge``."""
     run_dir = Path(run_dir)
     info_path = run_dir / "run.json"
     if not info_path.is_file():
@@ -140,6 +151,14 @@ def judge_run(run_dir: str | os.PathLike, spec: str, *, chunk: int = 8, progress
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise BenchError(f"{info_path}: unreadable run.json ({err})") from None
+    cfg = info.get("config", {})
+    if not spec:
+        spec = cfg.get("judge") or ""
+        if spec in ("", "offline", "none"):
+            raise BenchError(f"{run_dir}: the run has no VLM judge (--judge {spec or 'offline'}); name one with --judge")
+    for field_name, option in CONFIG_OPTIONS.items():
+        if judge_options.get(option) is None and cfg.get(field_name) is not None:
+            judge_options[option] = cfg[field_name]
     judge = make_judge(spec, **judge_options)
     specs = judge.specs if isinstance(judge, MultiJudge) else [judge.spec]
     stage_judges = judge_scoring(judge)
@@ -162,7 +181,6 @@ def judge_run(run_dir: str | os.PathLike, spec: str, *, chunk: int = 8, progress
 
     if todo:
         judge.preflight()  # a missing key fails now, not after loading every image
-        cfg = info.get("config", {})
         dataset = load_dataset(cfg.get("dataset", "embedded"), expert=cfg.get("expert", "a"), split=cfg.get("split"))
         want = (info.get("dataset") or {}).get("content_hash")
         if want and dataset.content_hash != want:
