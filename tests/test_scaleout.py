@@ -154,3 +154,22 @@ def test_judge_stage_after_shards_makes_one_pass_under_one_budget(tiny_manifest,
         again, _ = api.judge_run(out, "openai:gpt-4o-2024-08-06", base_url=chat.base_url, budget_usd=1.0,
                                  cache_dir=str(tmp_path / "cache2"), progress=False, log=lambda *a: None)
         assert again.n_judged == 0 and again.api_requests == 0 and len(chat.requests) == 12
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_processes(tiny_manifest, tmp_path, single_run):
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
+    if accelerate is None:
+        pytest.skip("accelerate not installed")
+    out = tmp_path / "acc"
+    # --multi_gpu is accelerate's torchrun-style launch; with the suite's --device cpu no GPU is used
+    res = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "iretouch_bench", "run",
+                          "--model", "identity", "--dataset", f"iretouch:{tiny_manifest}", "--skip", "dists",
+                          "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                         env=_env())
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["0of2.json", "1of2.json"]
+    agg = _cli(["aggregate", str(out)])
+    assert agg.returncode == 0, agg.stderr
+    assert _rows(agg.stdout) == _rows((single_run / "table.md").read_text())
