@@ -41,6 +41,11 @@ _BUILTIN: dict[str, str] = {
     "gpt-image-1": "iretouch_bench.baselines.gpt_image:GptImageModel",
     "gemini-2.5-flash-image": "iretouch_bench.baselines.gemini_image:GeminiImageModel",
     "flux-kontext-pro": "iretouch_bench.baselines.flux_kontext:FluxKontextProModel",
+    "instructpix2pix": "iretouch_bench.baselines.instructpix2pix:InstructPix2PixModel",
+    "qwen-image-edit": "iretouch_bench.baselines.qwen_image_edit:QwenImageEditModel",
+    "qwen-image-edit-plus": "iretouch_bench.baselines.qwen_image_edit:QwenImageEditPlusModel",
+    "flux-kontext-dev": "iretouch_bench.baselines.flux_kontext_dev:FluxKontextDevModel",
+    "step1x-edit": "iretouch_bench.baselines.step1x_edit:Step1XEditModel",
 }
 _REGISTERED: dict[str, type[RetouchModel]] = {}
 
