@@ -228,7 +228,8 @@ def test_identity_protocol_all_four_exact(net):
     values, reasons, extra = fidelity_scores(img, img.copy())
     assert values == {"ssim": 1.0, "cw_ssim": 1.0, "gmsd": 0.0, "dists": 0.0}
     assert reasons == {}
-    assert extra == {"resized_output": False, "output_size": [96, 120], "input_size": [96, 120]}
+    assert extra == {"resized_output": False, "output_size": [96, 120], "input_size": [96, 120],
+                     "protocol": "paper/2"}
 
 
 def test_resized_output_is_recorded():
