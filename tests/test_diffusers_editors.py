@@ -224,8 +224,8 @@ def test_step1x_call_uses_published_settings_and_pil_output():
 #: model args that keep each tiny pipeline's work small on a CPU (steps=2, small working sizes)
 SMALL = {
     "instructpix2pix": {"steps": 2, "long_side": 64, "multiple": 16},
-    "qwen-image-edit": {"steps": 2, "area": 64 * 64},
-    "qwen-image-edit-plus": {"steps": 2, "area": 64 * 64},
+    "qwen-image-edit": {"steps": 2, "area": 128 * 128},
+    "qwen-image-edit-plus": {"steps": 2, "area": 128 * 128},
     "flux-kontext-dev": {"steps": 2, "max_area": 48 * 48},
 }
 
@@ -277,8 +277,11 @@ def test_kontext_never_leaves_the_size_to_the_pipeline(tiny_dirs):
     always passes the working size, so landscape and portrait inputs come back in their own shape."""
     m = create_model("flux-kontext-dev", weights=str(tiny_dirs["flux-kontext-dev"]), **SMALL["flux-kontext-dev"])
     m.ensure_loaded()
-    default = m.pipe(image=tiny_pipelines_image(*ODD), prompt="x", num_inference_steps=1, output_type="np").images[0]
-    assert default.shape[0] == default.shape[1]  # the pipeline's own default: square
+    # the pipeline left to itself (no height/width): a square of max_area whatever the input's shape
+    # (1024x1024 with the real model; auto-resize off only to keep the tiny model's conditioning small)
+    default = m.pipe(image=tiny_pipelines_image(*ODD), prompt="x", num_inference_steps=1, output_type="np",
+                     max_area=32 * 32, _auto_resize=False).images[0]
+    assert default.shape[:2] == (32, 32)
     calls = _spy_calls(m)
     for h, w in (ODD, PORTRAIT):
         res = m.run(RetouchRequest(image=_image(h, w), instruction="x", seed=1))
@@ -328,3 +331,25 @@ def test_end_to_end_run_on_the_embedded_set(tiny_dirs, tmp_path, offline):
     run = json.loads((out / "run.json").read_text())
     model = run["model"]
     assert model["published_defaults"]["steps"] == 100 and model["settings"]["steps"] == 1
+
+
+# ----------------------------------------------------------------------------- CUDA (device machines only)
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", list(SMALL))
+def test_tiny_pipeline_on_cuda_half_precision(name, tiny_dirs, qwen_small_conditioning):
+    """The CUDA route: dtype auto (fp16 for InstructPix2Pix, bf16 otherwise), the CPU generator
+    feeding a GPU pipeline (same seed, same output), and model CPU offload where accelerate is."""
+    import importlib.util
+
+    m = create_model(name, device="cuda", weights=str(tiny_dirs[name]), **SMALL[name])
+    m.ensure_loaded()
+    assert str(next(m.pipe.components[c] for c in ("unet", "transformer") if c in m.pipe.components).dtype) == \
+        f"torch.{m.dtype_name}"
+    img = _image(*PORTRAIT)
+    a = m.run(RetouchRequest(image=img, instruction="x", seed=5))
+    b = m.run(RetouchRequest(image=img, instruction="x", seed=5))
+    assert a.image.shape == (*PORTRAIT, 3) and np.array_equal(a.image, b.image)
+    assert a.meta["dtype"] in ("float16", "bfloat16") and np.isfinite(a.image).all()
+    if importlib.util.find_spec("accelerate") is not None:
+        off = create_model(name, device="cuda", weights=str(tiny_dirs[name]), cpu_offload=True, **SMALL[name])
+        assert off.run(RetouchRequest(image=img, instruction="x", seed=5)).image.shape == (*PORTRAIT, 3)

@@ -80,7 +80,7 @@ def qwen2_tokenizer():
 
 
 def build_instructpix2pix():
-    """StableDiffusionInstructPix2PixPipeline (UNet 8 -> 4 channels, SD VAE, CLIP text encoder)."""
+    """StableDiffusionInstructPix2PixPipeline (UNet 8 -> 4 channels, SD-shaped VAE, CLIP text encoder)."""
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -90,10 +90,11 @@ def build_instructpix2pix():
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=16, norm_num_groups=4, attention_head_dim=4)
     torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=[8, 8], in_channels=3, out_channels=3,
-                        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-                        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4,
-                        norm_num_groups=4, layers_per_block=1)
+    # four levels, so vae_scale_factor is 8 as in SD: at the real working size (512) the latents are
+    # 64x64 and the VAE's mid-block attention stays cheap (two levels would attend over 256x256)
+    vae = AutoencoderKL(block_out_channels=[8, 8, 8, 8], in_channels=3, out_channels=3,
+                        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                        latent_channels=4, norm_num_groups=4, layers_per_block=1)
     torch.manual_seed(0)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=16, intermediate_size=32, layer_norm_eps=1e-5,
