@@ -286,6 +286,13 @@ class DiffusersEditAdapter(RetouchModel):
                         "snapshot": folder.name, "cache": hub_cache_dir(),
                         "model_index_sha256": _sha256_file(folder / "model_index.json")}
 
+    def _weights_if_found(self) -> dict[str, Any] | None:
+        """What :meth:`_resolve_weights` would record, before loading (None if not found here)."""
+        try:
+            return self._resolve_weights()[1]
+        except (ModelError, OSError):
+            return None
+
     def _pipeline_class(self) -> Any:
         import diffusers
 
@@ -395,7 +402,7 @@ class DiffusersEditAdapter(RetouchModel):
             "settings": dict(self.settings), "resize_policy": self.RESIZE_POLICY,
             "dtype": self.dtype_name, "cpu_offload": self.cpu_offload, "attention_slicing": self.attention_slicing,
             "device_map": self.device_map, "max_aspect_distortion": self.max_aspect_distortion,
-            "weights_resolved": self._weights_info, "packages": versions,
+            "weights_resolved": self._weights_info or self._weights_if_found(), "packages": versions,
             "scheduler": type(self.pipe.scheduler).__name__ if self.pipe is not None else None,
         })
         return info

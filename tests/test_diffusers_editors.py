@@ -157,6 +157,12 @@ def test_missing_model_offline_says_where_it_looked_and_how_to_get_it(offline):
     assert "\n" not in str(err.value) and str(offline) in str(err.value)
 
 
+def test_weights_recorded_before_loading(tiny_dirs):
+    info = create_model("instructpix2pix", weights=str(tiny_dirs["instructpix2pix"])).info()
+    assert info["weights_resolved"]["path"] == str(Path(tiny_dirs["instructpix2pix"]).resolve())
+    assert create_model("instructpix2pix").info()["weights_resolved"] is None  # not in the (empty) cache
+
+
 def test_weights_folder_must_be_a_save_pretrained_folder(tmp_path):
     with pytest.raises(ModelError) as err:
         create_model("instructpix2pix", weights=str(tmp_path / "nope")).preflight()
@@ -289,6 +295,17 @@ def test_kontext_never_leaves_the_size_to_the_pipeline(tiny_dirs):
         assert (call["height"], call["width"]) == tuple(res.meta["working_size"]) and call["_auto_resize"] is False
         assert call["guidance_scale"] == 2.5
         assert res.meta["pipeline_output_size"] != list(default.shape[:2]) and res.image.shape[:2] == (h, w)
+
+
+def test_latency_records_a_size_the_model_cannot_take_as_null_with_the_reason(tiny_dirs):
+    from iretouch_bench.runner.latency import measure_latency
+
+    m = create_model("flux-kontext-dev", weights=str(tiny_dirs["flux-kontext-dev"]), steps=1, max_area=32 * 32)
+    result = measure_latency(m, ["400x100", "60x40"], repeats=1, warmup=0)
+    wide, ok = result["records"]
+    assert wide["median_s"] is None and "cannot take a 400x100 input" in wide["error"]
+    assert ok["error"] is None and ok["median_s"] > 0 and (ok["output_width"], ok["output_height"]) == (60, 40)
+    assert result["model_info"]["published_defaults"]["steps"] == 28
 
 
 def tiny_pipelines_image(h, w):
