@@ -45,7 +45,7 @@ import torch
 from iretouch_bench.core.atomic import write_json_atomic
 from iretouch_bench.core.errors import DatasetError
 from iretouch_bench.core.fingerprint import code_fingerprint
-from iretouch_bench.core.hashing import sha256_file
+from iretouch_bench.core.hashing import sha256_bytes, sha256_file
 from iretouch_bench.core.images import read_image, write_image
 from iretouch_bench.core.resize import shrink_to
 from iretouch_bench.synth.instructions import InstructionError
@@ -75,7 +75,11 @@ def content_hash_v1(rows: list[dict[str, Any]]) -> str:
 def _photo_sources(photos: Optional[Path]) -> list[tuple[str, Any]]:
     """``[(stem, loader)]``: files of ``photos`` or, with None, the packages' training photos."""
     if photos is None:
-        return [(name, (lambda n=name: (load_photo(n), f"package:{n}"))) for name in TRAIN_PHOTOS]
+        def load_package(name: str):
+            photo = load_photo(name)
+            return photo, sha256_bytes(np.ascontiguousarray(photo).tobytes())  # of the decoded pixels
+
+        return [(name, (lambda n=name: load_package(n))) for name in TRAIN_PHOTOS]
     if not photos.is_dir():
         raise DatasetError(f"{photos}: --photos must be a folder of photos")
     files = sorted(p for p in photos.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
@@ -115,7 +119,8 @@ def build_triplets(out: str | Path, photos: str | Path | None = None, *, per_pho
                    max_side: int = 1024, progress: bool = True) -> dict[str, Any]:
     """Build (or resume) the triplet folder ``out``; returns the ``dataset.json`` content.
 
-    ``photos=None`` uses the training photos that installed packages ship (``--tiny``).
+    ``photos=None`` uses the training photos that installed packages ship (``--tiny``; their
+    ``photo_sha256`` is of the decoded float32 pixels, as they are not files of their own).
     ``per_photo`` triplets per photo cycle through global / style / local categories, plus
     ``portrait`` ones where the photo has a detectable face (scikit-image's LBP cascade).
     """

@@ -45,8 +45,9 @@ from .data import StepBatches, TripletDataset, collate, read_manifest
 __all__ = ["run_stage", "latest_checkpoint", "read_losses", "stage_generator"]
 
 
-def stage_generator(cfg: StageConfig, step: int, rank: int, device, purpose: int) -> torch.Generator:
-    """The seeded random stream of one (step, rank, purpose): what makes resume exact."""
+def stage_generator(cfg: StageConfig, step: int, rank: int, purpose: int) -> torch.Generator:
+    """The seeded CPU random stream of one (step, rank, purpose): what makes resume exact (draws are
+    made on the CPU and moved, so they are the same on any device)."""
     g = torch.Generator(device="cpu")
     g.manual_seed(int(np.random.SeedSequence([cfg.seed, step, rank, purpose]).generate_state(1)[0]))
     return g

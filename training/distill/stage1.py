@@ -62,14 +62,15 @@ class Stage1:
         self.sched = parts.scheduler
         abar = self.sched.alphas_cumprod.to(dev)
         self.alpha, self.beta = abar.sqrt(), (1 - abar).sqrt()
-        # the frozen teacher eps_phi; generator and regulariser start from its weights
-        self.teacher = copy.deepcopy(parts.unet).requires_grad_(False).eval().to(dev, dtype=self.wdtype)
+        # generator and regulariser start as copies of the teacher's UNet (Sec. 3.4.1, DMD) ...
         if generator is None:
             generator = generator_from_teacher(parts, lowres=cfg.resolution, grid_depth=cfg.adapter_grid_depth,
                                                grid_size=tuple(cfg.adapter_grid_size), hidden=cfg.adapter_hidden,
                                                n_knots=cfg.adapter_knots)
         if regularizer is None:
             regularizer = copy.deepcopy(parts.unet)
+        # ... and the teacher eps_phi itself is frozen (kept in the mixed-precision dtype)
+        self.teacher = parts.unet.requires_grad_(False).eval().to(dev, dtype=self.wdtype)
         gen = generator
         gen.vae.requires_grad_(False).to(dev)
         gen.text_encoder.requires_grad_(False).to(dev, dtype=self.wdtype)
@@ -123,7 +124,7 @@ class Stage1:
         x = batch["input"]
         noise = None
         if cfg.noise == "random":
-            g = stage_generator(cfg, step, self.acc.process_index, dev, purpose=2)
+            g = stage_generator(cfg, step, self.acc.process_index, purpose=2)
             lat = cfg.resolution // (2 ** (len(unwrapped.vae.config.block_out_channels) - 1))
             noise = torch.randn((x.shape[0], unwrapped.unet.config.out_channels, lat, lat), generator=g).to(dev)
         grid, gd, lat_out = self.gen(x, text, noise=noise, return_latents=True)
@@ -135,7 +136,7 @@ class Stage1:
     def stage1_terms(self, batch, step: int, z0, c_img, text, x_hat) -> dict[str, torch.Tensor]:
         cfg, dev = self.cfg, self.acc.device
         B = z0.shape[0]
-        g = stage_generator(cfg, step, self.acc.process_index, dev, purpose=3)
+        g = stage_generator(cfg, step, self.acc.process_index, purpose=3)
         # Eq. 3: VSD on a noisy copy of the generator's latent, t from the curriculum range
         t_hi = t_hi_at(cfg, step)
         t = torch.randint(t_hi, cfg.t_max + 1, (B,), generator=g).to(dev)
@@ -167,7 +168,7 @@ class Stage1:
         B = z0.shape[0]
         total = torch.zeros((), device=dev)
         for k in range(cfg.regularizer_updates):
-            g = stage_generator(cfg, step, self.acc.process_index, dev, purpose=10 + k)
+            g = stage_generator(cfg, step, self.acc.process_index, purpose=10 + k)
             t = torch.randint(cfg.t_min, cfg.t_max + 1, (B,), generator=g).to(dev)
             eps = torch.randn(z0.shape, generator=g).to(dev)
             z_t = self.alpha[t].view(B, 1, 1, 1) * z0.detach() + self.beta[t].view(B, 1, 1, 1) * eps

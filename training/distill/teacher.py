@@ -66,7 +66,7 @@ class TeacherStage:
 
     def train_step(self, batch, step: int) -> dict[str, torch.Tensor]:
         p, dev, cfg = self.parts, self.acc.device, self.cfg
-        g = stage_generator(cfg, step, self.acc.process_index, dev, purpose=1)
+        g = stage_generator(cfg, step, self.acc.process_index, purpose=1)
         x, xs = batch["input"].to(self.wdtype), batch["target"].to(self.wdtype)
         B = x.shape[0]
         with torch.no_grad():
