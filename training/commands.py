@@ -45,7 +45,7 @@ def ours_small(out, steps, seed, threads, batch, pool) -> None:
     click.echo(json.dumps(result, indent=2, default=str))
 
 
-@train.command("data")
+@train.command("data", short_help="Training triplets of the paper's section 3.1 (resumable manifest folder).")
 @click.option("--photos", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Folder of high-quality photos (the targets). Required unless --tiny.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="Triplet folder to write.")
