@@ -388,3 +388,6 @@ def test_specs():
         make_judge("openai:gpt-4o,openai:gpt-4o")
     with pytest.raises(JudgeError, match="http"):
         make_judge("openai:m@ftp://x")
+    # credentials in a judge's URL never reach its spec (records, tables) or info
+    j = make_judge("openai:m@http://user:pw-SECRET9@127.0.0.1:9/v1/?token=SECRET9")
+    assert j.spec == "openai:m@http://127.0.0.1:9/v1" and "SECRET9" not in json.dumps(j.info())

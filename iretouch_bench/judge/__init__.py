@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..clients import BudgetLedger
+from ..clients import BudgetLedger, sanitise_url
 from .agreement import agreement
 from .api_judge import ApiJudge
 from .base import SCORE_KEYS, Judge, JudgeError, JudgeRequest, JudgeResult, NullJudge, overall
@@ -48,11 +48,11 @@ def _parse_one(spec: str) -> tuple[type[ApiJudge], str | None, str | None]:
     if cls is None:
         raise JudgeError(f"judge spec {spec!r}: expected one of {', '.join(JUDGE_SPECS)}")
     url = None
-    if "@" in rest:
-        model_part, _, url = rest.rpartition("@")
-        if not url.startswith(("http://", "https://")):
-            raise JudgeError(f"judge spec {spec!r}: the part after '@' must be an http(s) URL")
-        rest = model_part
+    at = min((i for i in (rest.find("@http://"), rest.find("@https://")) if i >= 0), default=-1)
+    if at >= 0:  # the first '@http': a URL may hold '@' itself (user:password@host)
+        rest, url = rest[:at], rest[at + 1:]
+    elif "@" in rest:  # named without the rest of the spec: it may hold a credential
+        raise JudgeError(f"judge spec {kind}:{rest.partition('@')[0]}@...: the part after '@' must be an http(s) URL")
     return cls, rest.strip() or None, url
 
 
@@ -98,6 +98,8 @@ def make_judge(spec: str, **options: Any) -> Judge:
         opts = dict(options)
         if url is not None:
             opts["base_url"] = url
+            # the spec names the judge in records and tables: never with credentials from the URL
+            part = f"{part.partition(':')[0]}:{model or ''}@{sanitise_url(url)}"
         elif cls is not OpenAIJudge:
             opts.pop("base_url", None)  # --judge-base-url is the OpenAI-compatible endpoint
         if "ledger" in opts and opts.get("price_per_mtok") is None:
