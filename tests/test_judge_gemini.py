@@ -114,6 +114,12 @@ def test_gemini_429_retried_and_404_is_fatal(gemini, tmp_path):
     judge = _judge(gemini, tmp_path, sleep=sleeps)
     (res,) = judge.score_batch([_req(1)])
     assert res.values["o"] is not None and 3.0 in sleeps
+    # no header: the wait Google puts in the body (RetryInfo.retryDelay) is honoured
+    gemini.script(("status", 429, {}, {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED",
+                                                 "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                                              "retryDelay": "7s"}]}}))
+    (res,) = judge.score_batch([_req(4)])
+    assert res.values["o"] is not None and 7.0 in sleeps
     gemini.script(*[("status", 404, {}, {"error": {"code": 404, "message": "models/x is not found",
                                                   "status": "NOT_FOUND"}})] * 2)
     judge2 = _judge(gemini, tmp_path / "b", spec="gemini:x")

@@ -62,6 +62,19 @@ def image_tokens(w: int, h: int) -> int:
     return 258 * math.ceil(w / 768) * math.ceil(h / 768)
 
 
+def retry_delay(details) -> float | None:
+    """Seconds from a ``google.rpc.RetryInfo`` ``retryDelay`` (``"12s"``, ``"0.5s"``) in an error body."""
+    body = details.get("error", details) if isinstance(details, dict) else None
+    for d in (body or {}).get("details", []) if isinstance(body, dict) else []:
+        if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo"):
+            text = str(d.get("retryDelay", "")).strip()
+            try:
+                return max(0.0, float(text[:-1])) if text.endswith("s") else None
+            except ValueError:
+                return None
+    return None
+
+
 class GeminiJudge(ApiJudge):
     """The VLM judge over the Gemini API. Build it with :func:`iretouch_bench.judge.make_judge`."""
 
@@ -117,6 +130,13 @@ class GeminiJudge(ApiJudge):
         return genai.Client(api_key=self._api_key(), vertexai=False,
                             http_options=types.HttpOptions(base_url=self.base_url or DEFAULT_BASE_URL,
                                                            timeout=max(1, int(self.timeout_s * 1000))))
+
+    def _classify(self, err: BaseException, timeout_s: float | None):
+        out = super()._classify(err, timeout_s)
+        if out is not None and out.kind == "retry" and out.retry_after is None:
+            # Google puts the wait in the error body (google.rpc.RetryInfo retryDelay), not in a header
+            out.retry_after = retry_delay(getattr(err, "details", None))
+        return out
 
     def _send(self, client, system: str, user: str, images: list[tuple[bytes, str]], seed: int) -> Reply:
         from google.genai import types
