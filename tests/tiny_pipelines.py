@@ -134,7 +134,8 @@ def build_flux_kontext():
 
 def _qwen_components():
     """Transformer, VAE, scheduler, Qwen2.5-VL text encoder, tokenizer and processor shared by the
-    two Qwen-Image-Edit pipelines (diffusers' fast-test sizes, the vocabulary cut to 263 ids)."""
+    two Qwen-Image-Edit pipelines (diffusers' fast-test sizes; the VAE at a third of its width and
+    the vocabulary cut to 263 ids)."""
     from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageTransformer2DModel
     from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor,
                               Qwen2VLProcessor, Qwen2VLVideoProcessor)
@@ -147,7 +148,7 @@ def _qwen_components():
                                               guidance_embeds=False, axes_dims_rope=(8, 4, 4))
     torch.manual_seed(0)
     z_dim = 4
-    vae = AutoencoderKLQwenImage(base_dim=z_dim * 6, z_dim=z_dim, dim_mult=[1, 2, 4], num_res_blocks=1,
+    vae = AutoencoderKLQwenImage(base_dim=z_dim * 2, z_dim=z_dim, dim_mult=[1, 2, 4], num_res_blocks=1,
                                  temperal_downsample=[False, True], latents_mean=[0.0] * z_dim,
                                  latents_std=[1.0] * z_dim)
     torch.manual_seed(0)
