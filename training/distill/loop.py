@@ -114,12 +114,12 @@ def run_stage(cfg: StageConfig, out: Path, build: Callable[..., Any], *, progres
         if done.get("steps") == cfg.steps:
             return {"stage": cfg.stage, "final": str(final), "status": "already complete",
                     "losses": str(losses_path)}
+    rows = read_manifest(cfg.data)  # a bad data path fails before any model loads
+    stage = build(cfg, out, accelerator)  # and a missing teacher / CLIP before the folder is written
     if accelerator.is_main_process:
         stage_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(saved_cfg, cfg.to_json())
     accelerator.wait_for_everyone()
-
-    stage = build(cfg, out, accelerator)
     ema_params = list(stage.ema_parameters())
     ema = EMAModel(ema_params, decay=cfg.ema_decay)
     ema.to(accelerator.device)
@@ -137,7 +137,6 @@ def run_stage(cfg: StageConfig, out: Path, build: Callable[..., Any], *, progres
             _trim_log(losses_path, start)
     accelerator.wait_for_everyone()
 
-    rows = read_manifest(cfg.data)
     full = cfg.full_resolution if cfg.stage == "stage2" else None
     dataset = TripletDataset(rows, cfg.resolution, full)
     sampler = StepBatches(len(dataset), cfg.batch_size, seed=cfg.seed, start_step=start, steps=cfg.steps,
