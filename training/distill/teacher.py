@@ -114,9 +114,10 @@ class TeacherStage:
         pipe = self._pipeline()
         pipe.set_progress_bar_config(disable=True)
         g = torch.Generator(device="cpu").manual_seed(self.cfg.seed)
-        out = pipe(prompt=list(batch["instruction"]), image=batch["input"].float(),
-                   num_inference_steps=self.cfg.sample_steps, guidance_scale=self.cfg.teacher_guidance_text,
-                   image_guidance_scale=self.cfg.teacher_guidance_image, generator=g, output_type="pt").images
+        with self.acc.autocast():  # frozen parts are in the mixed-precision dtype, the trained UNet in fp32
+            out = pipe(prompt=list(batch["instruction"]), image=batch["input"].to(self.wdtype),
+                       num_inference_steps=self.cfg.sample_steps, guidance_scale=self.cfg.teacher_guidance_text,
+                       image_guidance_scale=self.cfg.teacher_guidance_image, generator=g, output_type="pt").images
         unet.train(was)
         return [("input", batch["input"]), ("teacher", out.float()), ("target", batch["target"])]
 
