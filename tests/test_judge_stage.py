@@ -215,7 +215,7 @@ def test_cli_judge_protocols_and_prompt_export(tiny_manifest, tmp_path, servers)
     chat, _ = servers
     runner = CliRunner()
     out = runner.invoke(cli, ["protocols"])
-    assert out.exit_code == 0 and all(n in out.output for n in ("paper/2", "float/1", "dists256/1",
+    assert out.exit_code == 0 and all(n in out.output for n in ("paper/2", "float/2", "dists256/1",
                                                                   "ssim-downsample/1"))
     path = tmp_path / "exported.json"
     out = runner.invoke(cli, ["judge-prompts", "export", str(path)])

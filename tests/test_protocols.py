@@ -95,12 +95,31 @@ def test_dists256_is_the_official_preparation_then_dists(net, pyiqa_dists):  # n
     assert a[2]["dists_size"] == [200, 300] and a[0]["dists"] == pytest.approx(b[0]["dists"], abs=1e-7)
 
 
+def _gmsd_float_reference(a: np.ndarray, b: np.ndarray) -> float:
+    """GMSD (Xue et al. 2014, GMSD.m) on float luma in [0, 255], written independently with numpy and
+    scipy: 2x2 average then every second sample, Prewitt /3 with zero padding, T = 170, std (N-1)."""
+    from scipy import ndimage
+
+    def pool(z):
+        h, w = z.shape[0] // 2 * 2, z.shape[1] // 2 * 2
+        z = z[:h, :w]
+        return (z[0::2, 0::2] + z[1::2, 0::2] + z[0::2, 1::2] + z[1::2, 1::2]) / 4
+
+    kx = np.array([[1, 0, -1]] * 3, np.float64) / 3
+
+    def grad(z):
+        return np.hypot(ndimage.correlate(z, kx, mode="constant"), ndimage.correlate(z, kx.T, mode="constant"))
+
+    g1, g2 = grad(pool(a)), grad(pool(b))
+    return float(((2 * g1 * g2 + 170) / (g1 ** 2 + g2 ** 2 + 170)).std(ddof=1))
+
+
 def test_float_protocol_matches_an_independent_float_computation(pyiqa_mod, pyiqa_dists):  # noqa: F811
     from skimage.metrics import structural_similarity
 
     img, out = _pair((160, 200))
     values, reasons, extra = fidelity_scores(img, out, protocol="float")
-    assert reasons == {} and extra["protocol"] == "float/1"
+    assert reasons == {} and extra["protocol"] == "float/2"
     # independent float gray and matching (numpy + skimage), no rounding anywhere
     gi = sum(w * img[..., i].astype(np.float64) for i, w in enumerate(LUMA))
     go = np.clip(match_histograms(sum(w * out[..., i].astype(np.float64) for i, w in enumerate(LUMA)), gi), 0, 1)
@@ -114,9 +133,7 @@ def test_float_protocol_matches_an_independent_float_computation(pyiqa_mod, pyiq
         # (the architecture itself: the wrapper insists on inputs in [0, 1])
         ref_cw = float(cw.net(_to_tensor(go * 1000).double(), _to_tensor(gi * 1000).double())[0])
         ref_dists = float(pyiqa_dists(_to_tensor(go).repeat(1, 3, 1, 1), _to_tensor(gi).repeat(1, 3, 1, 1))[0])
-        # GMSD rounds luma x255 inside (as pyiqa does): the float protocol feeds it the float gray
-        ref_gmsd = float(pyiqa_mod.create_metric("gmsd", device="cpu")(_to_tensor(go).repeat(1, 3, 1, 1),
-                                                                        _to_tensor(gi).repeat(1, 3, 1, 1))[0])
+    ref_gmsd = _gmsd_float_reference(go * 255, gi * 255)  # pyiqa's GMSD rounds luma, so: numpy + scipy
     assert abs(values["cw_ssim"] - ref_cw) <= 1e-4, (values["cw_ssim"], ref_cw)
     assert abs(values["dists"] - ref_dists) <= 1e-4, (values["dists"], ref_dists)
     assert abs(values["gmsd"] - ref_gmsd) <= 1e-4, (values["gmsd"], ref_gmsd)
@@ -140,7 +157,7 @@ def test_score_json_prints_the_protocol(tmp_path):
     img, out = _pair((64, 80))
     write_image(tmp_path / "a.png", img)
     write_image(tmp_path / "b.png", out)
-    for name, label in (("float", "float/1"), ("ssim-downsample", "ssim-downsample/1"), (None, "paper/2")):
+    for name, label in (("float", "float/2"), ("ssim-downsample", "ssim-downsample/1"), (None, "paper/2")):
         args = ["score", "--input", str(tmp_path / "a.png"), "--output", str(tmp_path / "b.png"),
                 "--metrics", "ssim", "--json"] + (["--protocol", name] if name else [])
         res = CliRunner().invoke(cli, args)

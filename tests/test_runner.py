@@ -273,3 +273,12 @@ def test_sigkill_mid_flight_loses_only_calls_in_flight(tiny_manifest, tmp_path):
     assert sorted(ids) == sorted(set(ids)) == [f"s{i}" for i in range(6)]
     clean = _run(tiny_manifest, tmp_path / "clean", model=model, metrics=("l1", "l2"))
     assert (tmp_path / "killed" / "table.md").read_text() == clean.table
+
+
+def test_judge_urls_are_recorded_without_credentials():
+    cfg = RunConfig(model="identity", judge="openai:gpt-4o@http://u:pw@127.0.0.1:8/v1?key=s3cret,gemini:g",
+                    judge_base_url="http://user:pass@127.0.0.1:9/v1/")
+    d = cfg.to_json()
+    assert d["judge"] == "openai:gpt-4o@http://127.0.0.1:8/v1,gemini:g"
+    assert d["judge_base_url"] == "http://127.0.0.1:9/v1"
+    assert "pw" not in json.dumps(d) and "s3cret" not in json.dumps(d) and "pass" not in json.dumps(d)

@@ -164,7 +164,7 @@ def fidelity_scores(input_rgb: np.ndarray, output_rgb: np.ndarray, device: str =
     funcs = {
         "ssim": lambda: ssim(x64, y64, downsample=proto.ssim_downsample, quantize=not proto.float_gray),
         "cw_ssim": lambda: cw_ssim(x64, y64),
-        "gmsd": lambda: gmsd(x, y),
+        "gmsd": lambda: gmsd(x64, y64, quantize=not proto.float_gray),
     }
     for key, fn in funcs.items():
         if key not in keys:

@@ -42,11 +42,13 @@ def _gradient_magnitude(y: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(ix * ix + iy * iy)
 
 
-def gmsd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def gmsd(x: torch.Tensor, y: torch.Tensor, quantize: bool = True) -> torch.Tensor:
     """GMSD between a distorted batch ``x`` and reference batch ``y``.
 
     Args:
         x, y: ``[B, 3, H, W]`` RGB or ``[B, 1, H, W]`` gray, float in [0, 1], H, W >= 2.
+        quantize: round luma x255 to integer levels as MATLAB's uint8 images are (default);
+            ``False`` keeps the float luma (the ``float`` protocol; torch path, float64).
 
     Returns:
         ``[B]`` float64; exactly 0.0 for identical inputs.
@@ -55,7 +57,7 @@ def gmsd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"shape mismatch: {tuple(x.shape)} vs {tuple(y.shape)}")
     if min(x.shape[-2:]) < 2:
         raise ValueError(f"image {tuple(x.shape[-2:])} too small for GMSD")
-    if _gmsd_kernel.AVAILABLE and x.shape[1] == 1 and x.dtype == y.dtype == torch.float32 \
+    if quantize and _gmsd_kernel.AVAILABLE and x.shape[1] == 1 and x.dtype == y.dtype == torch.float32 \
             and x.device.type == "cpu" and y.device.type == "cpu":
         # the kernel checks for NaN/inf in the same pass that reads the pixels
         xs, ys = x.detach().numpy(), y.detach().numpy()
@@ -63,13 +65,13 @@ def gmsd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                             dtype=torch.float64)
     if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
         raise ValueError("NaN or infinite values in GMSD input")
-    return _gmsd_torch(x, y)
+    return _gmsd_torch(x, y, quantize)
 
 
-def _gmsd_torch(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _gmsd_torch(x: torch.Tensor, y: torch.Tensor, quantize: bool = True) -> torch.Tensor:
     """The torch path of :func:`gmsd` (any channels, dtype and device); inputs already checked."""
-    X = F.avg_pool2d(to_luma255(x), kernel_size=2, stride=2)
-    Y = F.avg_pool2d(to_luma255(y), kernel_size=2, stride=2)
+    X = F.avg_pool2d(to_luma255(x, quantize), kernel_size=2, stride=2)
+    Y = F.avg_pool2d(to_luma255(y, quantize), kernel_size=2, stride=2)
     g1 = _gradient_magnitude(X)
     g2 = _gradient_magnitude(Y)
     q = (2 * g1 * g2 + T_GMSD) / (g1 * g1 + g2 * g2 + T_GMSD)

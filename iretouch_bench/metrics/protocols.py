@@ -10,9 +10,8 @@ leaderboard's comparability key includes it.
   metric at native size (the steps are in :data:`PAPER_STEPS`; they are what
   :mod:`iretouch_bench.metrics.fidelity` documents).
 * ``float`` - luma and histogram matching in floating point, no rounding; SSIM on the float
-  luma (``ssim(..., quantize=False)``), CW-SSIM and DISTS on the float gray. GMSD still rounds
-  the luma to 8-bit levels inside :func:`iretouch_bench.metrics.gmsd.gmsd` (it has no float
-  path), so ``gmsd`` differs from ``paper`` only through the float matching.
+  luma (``ssim(..., quantize=False)``) and GMSD likewise (``gmsd(..., quantize=False)``), CW-SSIM
+  and DISTS on the float gray.
 * ``dists256`` - ``paper``, except DISTS sees both gray images resized as the official DISTS
   code prepares them (``DISTS_pytorch/DISTS_pt.py`` ``prepare_image``: when the short side is
   above 256, ``torchvision.transforms.functional.resize(PIL image, 256)``, i.e. the short side
@@ -77,14 +76,15 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
     # version 2: wrong-size outputs resized by core.resize.match_size (was torch bicubic)
     Protocol("paper", "2", "the default: 8-bit luma, histogram matching rounded to 8 bits, native size",
              steps=dict(PAPER_STEPS)),
-    Protocol("float", "1",
-             "luma and histogram matching in float64, no rounding; SSIM on float luma; CW-SSIM and DISTS on the "
-             "float gray; GMSD rounds luma to 8-bit levels internally (no float path)",
+    # version 2: GMSD on the float luma too (version 1 rounded it to 8-bit levels inside GMSD)
+    Protocol("float", "2",
+             "luma and histogram matching in float64, no rounding; SSIM and GMSD on float luma; CW-SSIM and DISTS "
+             "on the float gray",
              steps=_steps(gray="BT.601 luma 0.299R+0.587G+0.114B on [0,1] in float64, no rounding",
                           histogram_matching="skimage.exposure.match_histograms(gray_output, gray_input) in float64, "
                                              "no rounding",
                           ssim="as paper, on float luma x255 (no rounding)",
-                          gmsd="as paper (GMSD rounds luma x255 to integers internally)"),
+                          gmsd="as paper, on float luma x255 (no rounding)"),
              float_gray=True),
     Protocol("dists256", "1",
              "DISTS at a 256-px short side, resized as the official DISTS code prepares images (others as paper)",

@@ -92,6 +92,10 @@ class RunConfig:
         d["shard"] = None if self.shard is None else list(self.shard)
         d["resolutions"] = list(self.resolutions)
         d["metrics"] = list(self.metrics)
+        # judge endpoints (SPEC@URL, --judge-base-url) are recorded without user info or query
+        d["judge"] = ",".join(f"{p.partition('@')[0]}@{sanitise_url(p.partition('@')[2])}" if "@" in p else p
+                              for p in self.judge.split(","))
+        d["judge_base_url"] = sanitise_url(self.judge_base_url)
         # a URL option (base_url=...) is recorded without user info or query: what may carry a credential
         d["model_args"] = {k: sanitise_url(v) if isinstance(v, str) and "://" in v else v
                            for k, v in self.model_args.items()}
