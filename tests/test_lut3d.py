@@ -188,7 +188,12 @@ def test_shipped_weights_load_and_are_described():
     assert net.luts.shape == (3, 3, 33, 33, 33)
     meta = json.loads(SHIPPED_WEIGHTS.with_suffix(".json").read_text())["metadata"]
     assert meta["trained_by"] == "iretouch-bench train 3dlut"
-    assert float(meta["final_l1_last100"]) < float(meta["identity_l1_last100"])
+    # trained on the training photos only, never on the embedded evaluation photos
+    from iretouch_bench.synth.photos import EVAL_PHOTOS, TRAIN_PHOTOS
+
+    assert set(meta["train_photos"].split(",")) == set(TRAIN_PHOTOS)
+    assert not set(meta["train_photos"].split(",")) & set(EVAL_PHOTOS)
+    assert int(meta["steps"]) > 0 and meta["seed"] == "0" and meta["threads"] == "1"
 
 
 def test_adapter_keeps_an_odd_size_and_ignores_the_instruction():
