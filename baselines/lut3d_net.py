@@ -254,7 +254,6 @@ OFFICIAL_CLASSIFIER_KEYS: dict[str, str] = {
     "model.1": "conv1", "model.3": "norm1", "model.4": "conv2", "model.6": "norm2", "model.7": "conv3",
     "model.9": "norm3", "model.10": "conv4", "model.12": "norm4", "model.13": "conv5", "model.16": "head",
 }
-_OFFICIAL_NAMES = (("classifier.pth", "LUTs.pth"),)
 
 
 def _official_pair(path: Path) -> tuple[Path, Path]:
