@@ -216,3 +216,21 @@ def test_full_resolution_chunks_agree(monkeypatch):
     whole = net.enhance(img)
     monkeypatch.setattr(L, "_CHUNK", 97)
     assert np.array_equal(net.enhance(img), whole)
+
+
+def test_vlm_judge_is_not_asked_about_a_model_that_ignores_the_instruction(tiny_manifest, tmp_path, monkeypatch):
+    from iretouch_bench import api
+    from iretouch_bench.core.errors import BenchError
+    from iretouch_bench.runner.config import RunConfig
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-sent")
+    # an endpoint nobody listens on: a request would fail the sample's judge scores with a reason
+    cfg = RunConfig(model="3dlut", dataset=f"iretouch:{tiny_manifest}", out=str(tmp_path / "r"), limit=2,
+                    judge="openai:gpt-4o-2024-08-06", judge_base_url="http://127.0.0.1:9/v1", judge_retries=0,
+                    metrics=("ssim", "l1", "sc", "pq", "o", "attr_acc"))
+    res = api.run_benchmark(cfg, progress=False, log=lambda *a: None)
+    st = res.summary["metrics"]["sc"]
+    assert st["n"] == 0 and any("not instruction-driven" in r for r in st["null_reasons"])
+    assert res.summary["metrics"]["attr_acc"]["n"] == 2
+    with pytest.raises(BenchError, match="not instruction-driven"):
+        api.judge_run(res.run_dir, "openai:gpt-4o-2024-08-06", progress=False, log=lambda *a: None)

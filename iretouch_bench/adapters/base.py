@@ -122,6 +122,9 @@ class RetouchModel(ABC):
     #: runner turns it off unless ``--model-args cache=...`` says otherwise: in a run the runner's
     #: output cache answers reruns (one copy per output), and latency must time real calls.
     own_cache: ClassVar[bool] = False
+    #: False for models that never read the instruction (3D-LUT, RSFNet): a VLM judge is not asked
+    #: about them and their SC/PQ/O stay null, as the paper's Table 1 leaves them blank
+    instruction_driven: ClassVar[bool] = True
 
     def __init__(self, device: str = "cpu", weights: str | None = None, **options: Any) -> None:
         self.device = device

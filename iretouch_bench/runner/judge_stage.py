@@ -159,6 +159,9 @@ def judge_run(run_dir: str | os.PathLike, spec: str | None = None, *, chunk: int
     for field_name, option in CONFIG_OPTIONS.items():
         if judge_options.get(option) is None and cfg.get(field_name) is not None:
             judge_options[option] = cfg[field_name]
+    if (info.get("model") or {}).get("instruction_driven") is False:
+        raise BenchError(f"{run_dir}: model {info['config'].get('model')!r} is not instruction-driven; its "
+                         "SC/PQ/O stay blank (as in the paper's Table 1), so there is nothing to judge")
     judge = make_judge(spec, **judge_options)
     specs = judge.specs if isinstance(judge, MultiJudge) else [judge.spec]
     stage_judges = judge_scoring(judge)

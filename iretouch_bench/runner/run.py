@@ -173,6 +173,11 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     config.vocab_version = VOCAB_VERSION
     # a run whose --metrics leave out the judge asks no VLM (and needs no key)
     judge = make_run_judge(config) if set(JUDGE_KEYS) & set(config.metrics) else make_judge("none")
+    if not getattr(model, "instruction_driven", True) and config.judge not in ("offline", "none"):
+        # a model that never reads the instruction is not judged on following it (Table 1 leaves it blank)
+        log(f"model '{config.model}' is not instruction-driven: the VLM judge is not asked; sc/pq/o stay null")
+        judge = make_judge("offline")
+        judge.reason = "not instruction-driven (the model ignores the instruction; blank in the paper's Table 1)"
     if config.shard is not None and config.judge not in ("offline", "none") and set(JUDGE_KEYS) & set(config.metrics):
         # N shards would each spend the whole budget against one rate limit: the VLM judge runs once,
         # afterwards, as its own stage over the finished run (attr_acc is still scored here)
