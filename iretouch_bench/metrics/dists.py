@@ -156,8 +156,22 @@ class DISTSNet:
         out = F.conv2d(t * t, self.pool[t.shape[1]], stride=2, padding=(0, 1), groups=t.shape[1])
         return torch.sqrt(out + 1e-12)
 
-    def _stage(self, inp: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One stage over strips. Returns (moments ``[5, C]``, pooled input of the next stage or None)."""
+    @staticmethod
+    def _moments_pair(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """:meth:`_moments` of two ``[1, C, h, w]`` maps (x, y), each read where it lies."""
+        if _moments_kernel.AVAILABLE and a.device.type == "cpu" and a.dtype == b.dtype == torch.float32:
+            na, nb = a.permute(0, 2, 3, 1)[0], b.permute(0, 2, 3, 1)[0]
+            if all(t.stride(-1) == 1 and t.stride(-2) == a.shape[1] for t in (na, nb)):
+                return torch.from_numpy(_moments_kernel.pair_moments(na.numpy(), nb.numpy()))
+        return DISTSNet._moments(torch.cat((a, b)))
+
+    def _stage(self, inps: list[torch.Tensor], stage: int) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """One stage over strips. ``inps``: the two images' maps, each ``[1, C, H, W]`` channels-last
+        (kept apart rather than as one batch of 2: a row strip of a 1-image channels-last map is one
+        dense block, so the convolutions read it in place; a strip of a 2-image batch is not, and
+        oneDNN copied it first, about a fifth of each stage's first convolution).
+        Returns (moments ``[5, C]``, the two pooled inputs of the next stage, or None)."""
+        inp = inps[0]
         _, _, H, W = inp.shape
         n = len(self.convs[stage])
         cout = self.convs[stage][-1][0].shape[0]
@@ -168,30 +182,34 @@ class DISTSNet:
         rows -= rows % 2
         moments = torch.zeros(5, cout, dtype=torch.float64, device=inp.device)
         # the next stage's input is filled strip by strip (no list + cat: that doubled the peak)
-        nxt = (torch.empty((inp.shape[0], cout, (H + 1) // 2, (W + 1) // 2), dtype=inp.dtype, device=inp.device)
-               .contiguous(memory_format=torch.channels_last) if pooled else None)
+        nxt = ([torch.empty((1, cout, (H + 1) // 2, (W + 1) // 2), dtype=inp.dtype, device=inp.device)
+                .contiguous(memory_format=torch.channels_last) for _ in inps] if pooled else None)
         filled = 0
         for r0 in range(0, H, rows):
             r1 = min(H, r0 + rows)  # core rows (counted in the moments by this strip only)
             o0 = max(r0 - 1, 0) if pooled else r0  # the pool's 3-row window reaches one row up
             o1 = r1
             i0, i1 = max(o0 - n, 0), min(o1 + n, H)
-            t, s0 = self._convs(inp[:, :, i0:i1], i0, i1, H, stage)
-            t = t[:, :, o0 - s0 : o1 - s0]
-            moments += self._moments(t[:, :, r0 - o0 :])
+            ts = []
+            for im in inps:
+                t, s0 = self._convs(im[:, :, i0:i1], i0, i1, H, stage)
+                ts.append(t[:, :, o0 - s0 : o1 - s0])
+            moments += self._moments_pair(ts[0][:, :, r0 - o0 :], ts[1][:, :, r0 - o0 :])
             if pooled:
                 # pool output rows r0/2 .. ceil(r1/2)-1 need rows r0-1 .. 2*ceil(r1/2)-1
                 top = 1 if r0 == 0 else 0
                 bot = 1 if (r1 == H and H % 2 == 1) else 0
-                if top or bot:
-                    t = F.pad(t, (0, 0, top, bot))
-                p = self._l2pool(t)
-                nxt[:, :, r0 // 2 : r0 // 2 + p.shape[2]] = p
-                filled += p.shape[2]
-                del p
-            del t
-        if pooled and filled != nxt.shape[2]:  # every row of the next stage written exactly once
-            raise RuntimeError(f"DISTS strip bookkeeping wrote {filled} of {nxt.shape[2]} rows")
+                for k, t in enumerate(ts):
+                    if top or bot:
+                        t = F.pad(t, (0, 0, top, bot))
+                    p = self._l2pool(t)
+                    nxt[k][:, :, r0 // 2 : r0 // 2 + p.shape[2]] = p
+                    if k == 0:
+                        filled += p.shape[2]
+                    del p
+            del ts, t
+        if pooled and filled != nxt[0].shape[2]:  # every row of the next stage written exactly once
+            raise RuntimeError(f"DISTS strip bookkeeping wrote {filled} of {nxt[0].shape[2]} rows")
         return moments, nxt
 
     # ------------------------------------------------------------------ public
@@ -201,13 +219,14 @@ class DISTSNet:
         pair = torch.cat((x, y)).to(self.device, torch.float32)
         out = [self._moments(pair)]
         counts = [pair.shape[2] * pair.shape[3]]
-        h = ((pair - self.mean) / self.std).to(self.dtype).contiguous(memory_format=torch.channels_last)
-        del pair
+        norm = ((pair - self.mean) / self.std).to(self.dtype)
+        h = [norm[i : i + 1].contiguous(memory_format=torch.channels_last) for i in range(2)]
+        del pair, norm
         with ieee_fp32_convolutions(self.device):
             for stage in range(len(STAGES)):
                 m, h_next = self._stage(h, stage)
                 out.append(m)
-                counts.append(h.shape[2] * h.shape[3])
+                counts.append(h[0].shape[2] * h[0].shape[3])
                 h = h_next
         return out, counts
 
