@@ -120,16 +120,11 @@ class DISTSNet:
     def _moments(f: torch.Tensor) -> torch.Tensor:
         """``f [2, C, h, w]`` (x then y) -> ``[5, C]`` float64 sums of x, y, x^2, y^2, xy.
 
-        On CPU, channels-last float32 maps (every VGG stage) go through the one-pass numba kernel
-        of :mod:`._moments_kernel` (float64 accumulation, about 9x faster than the torch path).
-        Otherwise: products and the sum over one strip are float32 (torch's reductions keep the
-        relative error near 1e-7 over a strip; measured 3.5e-7 worst case at 4K); strips are then
-        accumulated in float64.
+        The torch path (the raw images, and VGG maps off CPU; on CPU the stages use the one-pass
+        kernel through :meth:`_moments_pair`): products and the sum over one strip are float32
+        (torch's reductions keep the relative error near 1e-7 over a strip; measured 3.5e-7 worst
+        case at 4K); strips are then accumulated in float64.
         """
-        if _moments_kernel.AVAILABLE and f.device.type == "cpu" and f.dtype == torch.float32:
-            nhwc = f.permute(0, 2, 3, 1)
-            if nhwc.stride(-1) == 1 and nhwc.stride(-2) == f.shape[1]:  # channels-last rows: one pass, float64
-                return torch.from_numpy(_moments_kernel.pair_moments(nhwc[0].numpy(), nhwc[1].numpy()))
         x = f[0].float()
         y = f[1].float()
         return torch.stack((x.sum((1, 2)), y.sum((1, 2)), (x * x).sum((1, 2)), (y * y).sum((1, 2)),
@@ -158,7 +153,9 @@ class DISTSNet:
 
     @staticmethod
     def _moments_pair(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """:meth:`_moments` of two ``[1, C, h, w]`` maps (x, y), each read where it lies."""
+        """:meth:`_moments` of two ``[1, C, h, w]`` maps (x, y), each read where it lies. On CPU the
+        channels-last float32 maps of every stage go through the one-pass numba kernel of
+        :mod:`._moments_kernel` (float64 accumulation, about 9x faster than the torch path)."""
         if _moments_kernel.AVAILABLE and a.device.type == "cpu" and a.dtype == b.dtype == torch.float32:
             na, nb = a.permute(0, 2, 3, 1)[0], b.permute(0, 2, 3, 1)[0]
             if all(t.stride(-1) == 1 and t.stride(-2) == a.shape[1] for t in (na, nb)):

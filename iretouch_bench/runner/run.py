@@ -223,7 +223,8 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
         "scoring": {**scoring_provenance(config), "judges": judge_info},
         "scoring_passes": passes,
     }
-    run_info["dataset"]["n_selected_all_shards"] = len(select_samples(dataset.samples, config.limit, None))
+    n_all_shards = len(select_samples(dataset.samples, config.limit, None))
+    run_info["dataset"]["n_selected_all_shards"] = n_all_shards
     if config.shard is None:
         write_json_atomic(run_dir / "run.json", run_info)
     elif not create_json_exclusive(run_dir / "run.json", run_info):
@@ -267,9 +268,10 @@ def run_benchmark(config: RunConfig, progress: bool = True, log=print) -> RunRes
     else:  # run.json is the first rank's, written once; what this rank learned goes to its shard file
         shard_info.update(model=run_info["model"], judge=run_info["judge"], **(
             {"model_budget": run_info["model_budget"]} if "model_budget" in run_info else {}))
-    finish_shard(run_dir, config.shard, shard_info, n_done=len(read_all(run_dir, SAMPLES_STEM)), finished=now_iso())
-    result = aggregate(run_dir, model_name=config.model, dataset_name=dataset.name,
-                       expected=len(select_samples(dataset.samples, config.limit, None)), partial=True)
+    # score() kept `final` up to date: this shard's count needs no second read of the record files
+    finish_shard(run_dir, config.shard, shard_info, n_done=sum(s.id in final for s in samples), finished=now_iso())
+    result = aggregate(run_dir, model_name=config.model, dataset_name=dataset.name, expected=n_all_shards,
+                       partial=True)
     if budget is not None and budget.exhausted:
         result.stopped = (f"model budget reached: spent ${budget.spent:.4f} of ${budget.limit:.4f}; "
                           f"{len(budget.skipped)} sample(s) not generated; rerun with a larger --model-budget "
