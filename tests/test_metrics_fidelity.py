@@ -293,18 +293,43 @@ def test_ssim_band_rows_do_not_change_the_result():
     assert max(v) - min(v) <= 1e-13
 
 
-def test_dists_strips_reproduce_whole_image(vgg_weights):
+@pytest.mark.parametrize("winograd", [False, True])
+def test_dists_strips_reproduce_whole_image(vgg_weights, winograd):
     """Strip-wise streaming (tiny budget -> many strips, odd sizes) equals a single strip."""
     rng = np.random.default_rng(9)
     for H, W in ((67, 45), (40, 33)):
         a = _to_tensor(rng.random((H, W, 3), dtype=np.float32))
         b = _to_tensor(rng.random((H, W, 3), dtype=np.float32))
-        whole = float(dists(a, b, DISTSNet(vgg_weights, strip_bytes=1 << 40))[0])
-        strips = float(dists(a, b, DISTSNet(vgg_weights, strip_bytes=1))[0])
-        # every feature value is computed identically; only the float32 per-strip summation
-        # grouping of the moments differs, so agreement is at rounding level (a wrong halo
-        # or padding breaks shapes or moves DISTS far more)
-        assert abs(whole - strips) <= 1e-8
+        whole = float(dists(a, b, DISTSNet(vgg_weights, strip_bytes=1 << 40, winograd=winograd))[0])
+        strips = float(dists(a, b, DISTSNet(vgg_weights, strip_bytes=1, winograd=winograd))[0])
+        # direct: every feature value is computed identically; only the float32 per-strip summation
+        # grouping of the moments differs, so agreement is at rounding level (a wrong halo or padding
+        # breaks shapes or moves DISTS far more). Winograd: its 4-row tiles start at each strip's first
+        # row, so the float32 rounding of the transforms differs too (still far below 1e-5)
+        assert abs(whole - strips) <= (1e-6 if winograd else 1e-8)
+
+
+def test_dists_winograd_equals_direct_convolution(vgg_weights):
+    """The CPU default (Winograd F(4x4,3x3) on the >= 128-channel layers) against oneDNN's direct
+    convolution, on photos, distortions and noise at odd sizes: the same DISTS to 1e-6."""
+    fast, direct = DISTSNet(vgg_weights), DISTSNet(vgg_weights, winograd=False)
+    assert fast.winograd and not direct.winograd
+    assert [u is not None for stage in fast.convs for _, _, u in stage] == [False] * 3 + [True] * 10
+    imgs = _base_images()
+    rng = np.random.default_rng(12)
+    pairs = [(_to_tensor(_distortions(imgs[0], seed=1)[k]), _to_tensor(imgs[0])) for k in ("gamma", "noise")]
+    pairs.append((_to_tensor(rng.random((53, 71, 3), dtype=np.float32)), _to_tensor(rng.random((53, 71, 3), dtype=np.float32))))
+    for x, y in pairs:
+        a, b = float(dists(x, y, fast)[0]), float(dists(x, y, direct)[0])
+        assert abs(a - b) <= 1e-6 and a > 0, (a, b)
+    same = _to_tensor(imgs[1])
+    assert float(dists(same, same.clone(), fast)[0]) == 0.0
+
+
+def test_dists_winograd_needs_cpu_float32(vgg_weights):
+    with pytest.raises(ValueError, match="winograd=True"):
+        DISTSNet(vgg_weights, dtype=torch.bfloat16, winograd=True)
+    assert not DISTSNet(vgg_weights, dtype=torch.bfloat16).winograd
 
 
 def test_stateful_means():

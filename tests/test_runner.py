@@ -32,6 +32,8 @@ def test_run_folder_contract(tiny_manifest, tmp_path):
     info = json.loads((d / "run.json").read_text())
     assert info["dataset"]["content_hash"] and info["config"]["model"] == "identity"
     assert info["versions"]["torch"] and "device" in info and "judge" in info
+    # what DISTS convolved with is part of what made its numbers
+    assert "Winograd" in info["scoring"]["dists_weights"]["convolution"]
     recs = list(read_records(d / "samples.jsonl"))
     assert sorted(r["id"] for r in recs) == [f"s{i}" for i in range(6)]
     for r in recs:

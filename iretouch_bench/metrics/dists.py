@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..weights.vgg16 import load_vgg16_dists
-from . import _moments_kernel
+from . import _moments_kernel, _winograd_kernel
 from .running import RunningMean
 
 # stage -> torchvision ``features`` indices of its convolutions (each followed by ReLU)
@@ -40,6 +40,10 @@ CHANNELS = (3, 64, 128, 256, 512, 512)
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 C1 = C2 = 1e-6
+#: layers with at least this many input channels use Winograd F(4x4, 3x3) on CPU (see
+#: :mod:`._winograd_kernel`); below it (conv1_2, conv2_1: 64 channels) the GEMMs are too thin to
+#: beat oneDNN's direct convolution (measured 0.85x), so those stay direct
+WINOGRAD_MIN_CHANNELS = 128
 
 
 def _fused_conv_relu_available() -> bool:
@@ -84,6 +88,16 @@ def ieee_fp32_convolutions(device: torch.device) -> Iterator[None]:
         conv.fp32_precision = old
 
 
+def convolution_algorithm(device: str = "cpu") -> str:
+    """What a default :class:`DISTSNet` on ``device`` convolves with, for run provenance."""
+    if torch.device(device).type == "cpu" and _winograd_kernel.AVAILABLE:
+        return (f"float32 Winograd F(4x4,3x3) on layers with >= {WINOGRAD_MIN_CHANNELS} input channels "
+                "(numba transforms, MKL GEMMs), oneDNN direct on the others")
+    if torch.device(device).type == "cuda":
+        return "float32 direct (cuDNN, TF32 off)"
+    return "float32 direct (oneDNN)"
+
+
 class DISTSNet:
     """Holds the weights on a device and computes DISTS for image pairs.
 
@@ -94,16 +108,33 @@ class DISTSNet:
         strip_bytes: working-set budget per strip in bytes (speed/memory knob; results do not depend on it).
         dtype: convolution dtype; float32 (default) reproduces the reference. bfloat16 is an
             opt-in fast mode on CPUs with AVX512-BF16 / on GPUs; it is not the reference.
+        winograd: the layers with >= :data:`WINOGRAD_MIN_CHANNELS` input channels by Winograd
+            F(4x4, 3x3) (a quarter of the multiplications; DISTS within 1e-6 of the direct
+            convolution). None (default): on CPU in float32 when numba is available; False: oneDNN's
+            direct convolution everywhere (the reference's arithmetic). Ignored off CPU.
     """
 
     def __init__(self, weights: dict[str, torch.Tensor], device: str = "cpu", strip_bytes: int = 512 << 20,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, winograd: bool | None = None):
         self.device = torch.device(device)
         self.dtype = dtype
         self.strip_bytes = int(strip_bytes)
+        cpu32 = self.device.type == "cpu" and dtype == torch.float32
+        if winograd and not (cpu32 and _winograd_kernel.AVAILABLE):
+            raise ValueError("winograd=True needs the CPU, float32 and numba")
+        self.winograd = cpu32 and _winograd_kernel.AVAILABLE if winograd is None else bool(winograd)
         cl = torch.channels_last
-        self.convs = [[(weights[f"features.{i}.weight"].to(self.device, dtype).contiguous(memory_format=cl),
-                        weights[f"features.{i}.bias"].to(self.device, dtype)) for i in stage] for stage in STAGES]
+        # per layer: (weight, bias, Winograd-transformed weight or None)
+        self.convs = []
+        for stage in STAGES:
+            layers = []
+            for i in stage:
+                w = weights[f"features.{i}.weight"]
+                u = (_winograd_kernel.filter_transform(w)
+                     if self.winograd and w.shape[1] >= WINOGRAD_MIN_CHANNELS else None)
+                layers.append((w.to(self.device, dtype).contiguous(memory_format=cl),
+                               weights[f"features.{i}.bias"].to(self.device, dtype), u))
+            self.convs.append(layers)
         self.alpha = weights["alpha"].reshape(-1).to(self.device, torch.float64)
         self.beta = weights["beta"].reshape(-1).to(self.device, torch.float64)
         if self.alpha.numel() != sum(CHANNELS) or self.beta.numel() != sum(CHANNELS):
@@ -130,19 +161,20 @@ class DISTSNet:
         return torch.stack((x.sum((1, 2)), y.sum((1, 2)), (x * x).sum((1, 2)), (y * y).sum((1, 2)),
                             (x * y).sum((1, 2)))).to(torch.float64)
 
-    def _convs(self, t: torch.Tensor, s0: int, s1: int, H: int, stage: int) -> tuple[torch.Tensor, int]:
+    def _convs(self, t: torch.Tensor, s0: int, s1: int, H: int, stage: int,
+               ws: _winograd_kernel.Workspace) -> tuple[torch.Tensor, int]:
         """Run a stage's conv+ReLU layers on rows ``[s0, s1)`` of an ``H``-row map.
 
         Rows beyond the strip are consumed as halo (one per conv and side); zero rows are
         added only where the strip touches the true image border, as full-image zero padding
         would. Returns the output and its first row index.
         """
-        for w, b in self.convs[stage]:
+        for w, b, u in self.convs[stage]:
             top = 1 if s0 == 0 else 0
             bot = 1 if s1 == H else 0
             if top or bot:
                 t = F.pad(t, (0, 0, top, bot))
-            t = _conv_relu(t, w, b)
+            t = _conv_relu(t, w, b) if u is None else _winograd_kernel.conv3x3_relu(t, u, b, ws)
             s0 = s0 + 1 - top
             s1 = s1 - 1 + bot
         return t, s0
@@ -162,11 +194,13 @@ class DISTSNet:
                 return torch.from_numpy(_moments_kernel.pair_moments(na.numpy(), nb.numpy()))
         return DISTSNet._moments(torch.cat((a, b)))
 
-    def _stage(self, inps: list[torch.Tensor], stage: int) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    def _stage(self, inps: list[torch.Tensor], stage: int,
+               ws: _winograd_kernel.Workspace) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         """One stage over strips. ``inps``: the two images' maps, each ``[1, C, H, W]`` channels-last
         (kept apart rather than as one batch of 2: a row strip of a 1-image channels-last map is one
         dense block, so the convolutions read it in place; a strip of a 2-image batch is not, and
         oneDNN copied it first, about a fifth of each stage's first convolution).
+        ``ws``: the Winograd layers' buffers, reused across strips.
         Returns (moments ``[5, C]``, the two pooled inputs of the next stage, or None)."""
         inp = inps[0]
         _, _, H, W = inp.shape
@@ -175,6 +209,8 @@ class DISTSNet:
         pooled = stage < len(STAGES) - 1
         # bytes per output row of both images: activations (~3 live copies) + moment temporaries
         per_row = 2 * cout * W * (3 * inp.element_size() + 3 * 4)
+        if self.convs[stage][-1][2] is not None:  # Winograd's tiles and products: 2 x 2.25 maps of one image
+            per_row += 18 * cout * W
         rows = max(8, int(self.strip_bytes // max(per_row, 1)))
         rows -= rows % 2
         moments = torch.zeros(5, cout, dtype=torch.float64, device=inp.device)
@@ -189,7 +225,7 @@ class DISTSNet:
             i0, i1 = max(o0 - n, 0), min(o1 + n, H)
             ts = []
             for im in inps:
-                t, s0 = self._convs(im[:, :, i0:i1], i0, i1, H, stage)
+                t, s0 = self._convs(im[:, :, i0:i1], i0, i1, H, stage, ws)
                 ts.append(t[:, :, o0 - s0 : o1 - s0])
             moments += self._moments_pair(ts[0][:, :, r0 - o0 :], ts[1][:, :, r0 - o0 :])
             if pooled:
@@ -219,9 +255,12 @@ class DISTSNet:
         norm = ((pair - self.mean) / self.std).to(self.dtype)
         h = [norm[i : i + 1].contiguous(memory_format=torch.channels_last) for i in range(2)]
         del pair, norm
+        # one pair's Winograd buffers, reused by its layers and strips; per call, so threads scoring
+        # pairs with one shared net never share them, and nothing is held between pairs
+        ws = _winograd_kernel.Workspace()
         with ieee_fp32_convolutions(self.device):
             for stage in range(len(STAGES)):
-                m, h_next = self._stage(h, stage)
+                m, h_next = self._stage(h, stage, ws)
                 out.append(m)
                 counts.append(h[0].shape[2] * h[0].shape[3])
                 h = h_next

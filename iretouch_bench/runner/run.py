@@ -22,6 +22,7 @@ from ..core.hashing import sha256_file
 from ..core.provenance import environment, git_revision, package_versions
 from ..datasets import load_dataset
 from ..judge import judge_infos, make_judge
+from ..metrics.dists import convolution_algorithm
 from ..metrics.protocols import get_protocol
 from ..metrics.keys import JUDGE_KEYS
 from ..vocab.attributes import VOCAB_VERSION
@@ -91,7 +92,8 @@ def scoring_provenance(config: RunConfig) -> dict[str, Any]:
         st = vgg16.status()
         path = st.get("path")
         dists = {"ready": st.get("ready"), "vgg16_source": st.get("source"), "alpha_beta_source": st.get("dists_source"),
-                 "file": path, "sha256": sha256_file(path) if path and Path(path).is_file() else None}
+                 "file": path, "sha256": sha256_file(path) if path and Path(path).is_file() else None,
+                 "convolution": convolution_algorithm(config.device)}
     if face is not None:
         face.update(margin=config.face_margin, face_choice=config.face_choice)
     proto = get_protocol(config.protocol)

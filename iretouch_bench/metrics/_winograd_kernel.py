@@ -1,0 +1,221 @@
+"""Winograd F(4x4, 3x3) convolution + bias + ReLU for DISTS's VGG16 on CPU (numba transforms, MKL GEMMs).
+
+Why: a 4K DISTS pair is about 10.1 TFLOP of dense 3x3 convolution, and oneDNN's direct float32
+convolution already runs near the machine's peak, so the only way to go faster on CPU without
+leaving float32 is to do fewer multiplications. Winograd's minimal filtering (Lavin & Gray 2016,
+"Fast Algorithms for Convolutional Neural Networks") computes each 4x4 output tile from a 6x6
+input tile with 36 element-wise products per channel pair instead of 144, i.e. a quarter of the
+multiply-adds; the products over input channels become 36 batched GEMMs ``[tiles, Cin] @ [Cin, Cout]``,
+which MKL runs at the GEMM peak. What this costs is float32 rounding in the transforms: about
+1e-5 of the activations' scale per layer (direct: about 2e-6), which moves DISTS values by less
+than 1e-6 (tests/test_metrics_fidelity.py checks pyiqa 1e-5 and TID2013 to four decimals with
+it). oneDNN has a Winograd algorithm only for AVX-512 machines (and deprecated), and torch does
+not expose it, hence this module.
+
+Matrices (interpolation points 0, +-1, +-2, infinity), for one channel pair:
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A,    d: 6x6 input tile, g: 3x3 filter, Y: 4x4 output tile
+
+It is a cross-correlation, the same orientation as ``torch.nn.functional.conv2d``.
+
+Layout: one image, channels-last ``[H, W, C]`` float32 (a row strip of a DISTS map, already
+carrying its halo rows); the output is ``[H - 2, W, K]``: no padding in rows (the strip brings
+its halo), one column of zeros on each side (as DISTS's ``padding=1`` at the true border).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+try:
+    import numba as nb
+except Exception:  # pragma: no cover - numba is a declared dependency; dists.py keeps oneDNN's direct path
+    nb = None
+
+#: False when numba cannot be imported; :mod:`.dists` then uses the direct convolution.
+AVAILABLE = nb is not None
+
+_G = np.array([[1 / 4, 0, 0],
+               [-1 / 6, -1 / 6, -1 / 6],
+               [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6],
+               [1 / 24, -1 / 12, 1 / 6],
+               [0, 0, 1]], np.float64)
+
+# float32 constants, so numba keeps the transforms in float32 (a Python int would promote to float64)
+_2, _4, _5, _8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
+_ZERO = np.float32(0)
+
+
+def filter_transform(w: torch.Tensor) -> torch.Tensor:
+    """``w [K, C, 3, 3]`` -> ``U [36, C, K]`` float32, ``U[6a + b] = (G w G^T)[a, b]``, computed in
+    float64 and rounded once."""
+    u = np.einsum("xa,kcab,yb->xyck", _G, w.detach().cpu().double().numpy(), _G)
+    return torch.from_numpy(np.ascontiguousarray(u.reshape(36, w.shape[1], w.shape[0]), dtype=np.float32))
+
+
+if nb is not None:
+
+    @nb.njit(parallel=True, cache=True)
+    def _input_transform(x, v, tile0, n_rows):  # pragma: no cover - compiled
+        """``x [H, W, C]`` -> ``v[36, tile0 + ti * Tw + tj, C] = (B^T d B)`` for tile rows
+        ``ti < n_rows``, where tile (ti, tj) reads rows ``4ti .. 4ti+5`` (all inside ``x``) and
+        columns ``4tj-1 .. 4tj+4`` (outside ``[0, W)`` reads zero)."""
+        _, W, C = x.shape
+        Tw = (W + 3) // 4
+        for ti in nb.prange(n_rows):
+            tmp = np.empty((6, 6, C), np.float32)
+            r = 4 * ti
+            for tj in range(Tw):
+                # rows: tmp[:, b] = B^T d[:, b]
+                for b in range(6):
+                    col = 4 * tj + b - 1
+                    if col < 0 or col >= W:
+                        for a in range(6):
+                            for c in range(C):
+                                tmp[a, b, c] = _ZERO
+                        continue
+                    for c in range(C):
+                        d0 = x[r, col, c]
+                        d1 = x[r + 1, col, c]
+                        d2 = x[r + 2, col, c]
+                        d3 = x[r + 3, col, c]
+                        d4 = x[r + 4, col, c]
+                        d5 = x[r + 5, col, c]
+                        tmp[0, b, c] = _4 * d0 - _5 * d2 + d4
+                        tmp[1, b, c] = d3 + d4 - _4 * (d1 + d2)
+                        tmp[2, b, c] = _4 * (d1 - d2) - d3 + d4
+                        tmp[3, b, c] = _2 * (d3 - d1) - d2 + d4
+                        tmp[4, b, c] = _2 * (d1 - d3) - d2 + d4
+                        tmp[5, b, c] = _4 * d1 - _5 * d3 + d5
+                # columns: v[6a + nu] = tmp[a] B[:, nu]
+                t = tile0 + ti * Tw + tj
+                for a in range(6):
+                    for c in range(C):
+                        d0 = tmp[a, 0, c]
+                        d1 = tmp[a, 1, c]
+                        d2 = tmp[a, 2, c]
+                        d3 = tmp[a, 3, c]
+                        d4 = tmp[a, 4, c]
+                        d5 = tmp[a, 5, c]
+                        v[6 * a, t, c] = _4 * d0 - _5 * d2 + d4
+                        v[6 * a + 1, t, c] = d3 + d4 - _4 * (d1 + d2)
+                        v[6 * a + 2, t, c] = _4 * (d1 - d2) - d3 + d4
+                        v[6 * a + 3, t, c] = _2 * (d3 - d1) - d2 + d4
+                        v[6 * a + 4, t, c] = _2 * (d1 - d3) - d2 + d4
+                        v[6 * a + 5, t, c] = _4 * d1 - _5 * d3 + d5
+
+    @nb.njit(parallel=True, cache=True)
+    def _output_transform(m, bias, out):  # pragma: no cover - compiled
+        """``m [36, Th * Tw, K]`` -> ``out[4ti + i, 4tj + j, k] = relu((A^T m A)[i, j] + bias[k])``
+        for the rows and columns inside ``out [Ho, Wo, K]``."""
+        Ho, Wo, K = out.shape
+        Tw = (Wo + 3) // 4
+        Th = (Ho + 3) // 4
+        for ti in nb.prange(Th):
+            tmp = np.empty((4, 6, K), np.float32)
+            for tj in range(Tw):
+                t = ti * Tw + tj
+                # rows: tmp[:, b] = A^T m[:, b]
+                for b in range(6):
+                    for k in range(K):
+                        m0 = m[b, t, k]
+                        m1 = m[6 + b, t, k]
+                        m2 = m[12 + b, t, k]
+                        m3 = m[18 + b, t, k]
+                        m4 = m[24 + b, t, k]
+                        m5 = m[30 + b, t, k]
+                        tmp[0, b, k] = m0 + m1 + m2 + m3 + m4
+                        tmp[1, b, k] = m1 - m2 + _2 * (m3 - m4)
+                        tmp[2, b, k] = m1 + m2 + _4 * (m3 + m4)
+                        tmp[3, b, k] = m1 - m2 + _8 * (m3 - m4) + m5
+                # columns, bias, ReLU
+                c0 = 4 * tj
+                for i in range(4):
+                    r = 4 * ti + i
+                    if r >= Ho:
+                        break
+                    if c0 + 3 < Wo:
+                        for k in range(K):
+                            m0 = tmp[i, 0, k]
+                            m1 = tmp[i, 1, k]
+                            m2 = tmp[i, 2, k]
+                            m3 = tmp[i, 3, k]
+                            m4 = tmp[i, 4, k]
+                            m5 = tmp[i, 5, k]
+                            bk = bias[k]
+                            out[r, c0, k] = max(m0 + m1 + m2 + m3 + m4 + bk, _ZERO)
+                            out[r, c0 + 1, k] = max(m1 - m2 + _2 * (m3 - m4) + bk, _ZERO)
+                            out[r, c0 + 2, k] = max(m1 + m2 + _4 * (m3 + m4) + bk, _ZERO)
+                            out[r, c0 + 3, k] = max(m1 - m2 + _8 * (m3 - m4) + m5 + bk, _ZERO)
+                    else:  # the last, partial tile of a row
+                        for k in range(K):
+                            m0 = tmp[i, 0, k]
+                            m1 = tmp[i, 1, k]
+                            m2 = tmp[i, 2, k]
+                            m3 = tmp[i, 3, k]
+                            m4 = tmp[i, 4, k]
+                            m5 = tmp[i, 5, k]
+                            bk = bias[k]
+                            out[r, c0, k] = max(m0 + m1 + m2 + m3 + m4 + bk, _ZERO)
+                            if c0 + 1 < Wo:
+                                out[r, c0 + 1, k] = max(m1 - m2 + _2 * (m3 - m4) + bk, _ZERO)
+                            if c0 + 2 < Wo:
+                                out[r, c0 + 2, k] = max(m1 + m2 + _4 * (m3 + m4) + bk, _ZERO)
+
+
+class Workspace:
+    """Reused float32 buffers for the transformed tiles and the GEMM products.
+
+    Fresh multi-hundred-MB allocations are handed back to the OS on free, so each one costs
+    page faults on first touch (measured: a third of a layer's time at 64 channels); one pair's
+    layers reuse the same two buffers instead. Not thread-safe: one per caller."""
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        n = int(np.prod(shape))
+        buf = self._bufs.get(name)
+        if buf is None or buf.numel() < n:
+            self._bufs.pop(name, None)
+            buf = self._bufs[name] = torch.empty(n, dtype=torch.float32)
+        return buf[:n].view(shape)
+
+
+def conv3x3_relu(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor, ws: Workspace | None = None) -> torch.Tensor:
+    """ReLU(conv3x3(x) + bias) by Winograd F(4x4, 3x3).
+
+    Args:
+        x: ``[1, C, H, W]`` float32, channels-last (``H >= 3``): rows are used as they are (the
+            strip's halo), columns get one zero on each side.
+        u: ``[36, C, K]`` from :func:`filter_transform`.
+        bias: ``[K]`` float32.
+        ws: buffers to reuse across calls (a fresh one if None).
+
+    Returns:
+        ``[1, K, H - 2, W]`` float32, channels-last.
+    """
+    if not AVAILABLE:  # pragma: no cover
+        raise RuntimeError("numba is not available")
+    _, C, H, W = x.shape
+    K = u.shape[2]
+    Ho, Wo = H - 2, W
+    Th, Tw = (Ho + 3) // 4, (Wo + 3) // 4
+    ws = ws or Workspace()
+    xs = x.permute(0, 2, 3, 1)[0]
+    if not xs.is_contiguous():
+        xs = xs.contiguous()
+    v = ws.get("v", (36, Th * Tw, C))
+    full = (H - 2) // 4  # tile rows whose 6 input rows all lie inside x
+    _input_transform(xs.numpy(), v.numpy(), 0, full)
+    if full < Th:  # the last tile row runs past the strip: read it from a zero-extended copy
+        tail = torch.zeros((6, W, C), dtype=torch.float32)
+        tail[: H - 4 * full] = xs[4 * full :]
+        _input_transform(tail.numpy(), v.numpy(), full * Tw, 1)
+    m = ws.get("m", (36, Th * Tw, K))
+    torch.bmm(v, u, out=m)
+    out = torch.empty((1, K, Ho, Wo), dtype=torch.float32).contiguous(memory_format=torch.channels_last)
+    _output_transform(m.numpy(), bias.numpy(), out.permute(0, 2, 3, 1)[0].numpy())
+    return out
