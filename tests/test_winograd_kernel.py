@@ -15,23 +15,33 @@ def _layer(C, K, H, W, seed):
     x = torch.relu(torch.randn(1, C, H, W, generator=g)).contiguous(memory_format=torch.channels_last)
     w = torch.randn(K, C, 3, 3, generator=g) * (2 / (9 * C)) ** 0.5  # He init: activations stay O(1)
     b = torch.randn(K, generator=g) * 0.1
-    ref = F.relu(F.conv2d(x.double(), w.double(), b.double(), padding=(0, 1)))
+    ref = F.relu(F.conv2d(x.double(), w.double(), b.double(), padding=(0, 1))) if H >= 3 else None
     return x, w, b, ref
 
 
-def test_every_tile_remainder_matches_float64_convolution():
-    """Rows: no padding (the strip's halo), columns: one zero each side; every H, W remainder mod 4,
-    down to a single output row and column (partial tiles, the zero-extended last tile row)."""
+@pytest.mark.parametrize("pad_top,pad_bottom", [(False, False), (True, False), (False, True), (True, True)])
+def test_every_tile_remainder_matches_float64_convolution(pad_top, pad_bottom):
+    """Rows: the strip's halo as given, plus a zero row at each side flagged as the image border;
+    columns: one zero each side. Every H, W remainder mod 4, down to a single output row and column
+    (partial tiles, edge tile rows read from zero-extended copies)."""
     ws = wk.Workspace()
-    for H in range(3, 12):
+    pt, pb = int(pad_top), int(pad_bottom)
+    for H in range(max(1, 3 - pt - pb), 12):
         for W in (1, 2, 3, 4, 5, 6, 7, 9, 14):
-            x, w, b, ref = _layer(19, 6, H, W, seed=H * 100 + W)
-            y = wk.conv3x3_relu(x, wk.filter_transform(w), b, ws)
-            assert y.shape == ref.shape == (1, 6, H - 2, W)
+            x, w, b, _ = _layer(19, 6, H, W, seed=H * 100 + W)
+            ref = F.relu(F.conv2d(F.pad(x.double(), (0, 0, pt, pb)), w.double(), b.double(), padding=(0, 1)))
+            y = wk.conv3x3_relu(x, wk.filter_transform(w), b, ws, pad_top, pad_bottom)
+            assert y.shape == ref.shape == (1, 6, H - 2 + pt + pb, W)
             assert y.is_contiguous(memory_format=torch.channels_last)
             # float32 Winograd: rounding of order 1e-5 of the activations' scale (O(1) here); a wrong
             # matrix entry, tile offset or border would be off by O(1)
             assert (y.double() - ref).abs().max().item() < 1e-4, (H, W)
+
+
+def test_too_few_rows_is_refused():
+    x, w, b, _ = _layer(4, 2, 2, 5, seed=1)
+    with pytest.raises(ValueError, match="too few"):
+        wk.conv3x3_relu(x, wk.filter_transform(w), b)
 
 
 @pytest.mark.parametrize("C,K,H,W", [(128, 128, 38, 61), (256, 64, 21, 40), (512, 512, 10, 17)])

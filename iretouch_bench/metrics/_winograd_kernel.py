@@ -18,9 +18,10 @@ Matrices (interpolation points 0, +-1, +-2, infinity), for one channel pair:
 
 It is a cross-correlation, the same orientation as ``torch.nn.functional.conv2d``.
 
-Layout: one image, channels-last ``[H, W, C]`` float32 (a row strip of a DISTS map, already
-carrying its halo rows); the output is ``[H - 2, W, K]``: no padding in rows (the strip brings
-its halo), one column of zeros on each side (as DISTS's ``padding=1`` at the true border).
+Layout: one image, channels-last ``[H, W, C]`` float32 (a row strip of a DISTS map, carrying its
+halo rows); the output is ``[H - 2, W, K]``, plus one row for each side that is the true image
+border (zero padding there, read as zeros rather than copied); one column of zeros on each side
+(as DISTS's ``padding=1``).
 """
 
 from __future__ import annotations
@@ -58,15 +59,16 @@ def filter_transform(w: torch.Tensor) -> torch.Tensor:
 if nb is not None:
 
     @nb.njit(parallel=True, cache=True)
-    def _input_transform(x, v, tile0, n_rows):  # pragma: no cover - compiled
-        """``x [H, W, C]`` -> ``v[36, tile0 + ti * Tw + tj, C] = (B^T d B)`` for tile rows
-        ``ti < n_rows``, where tile (ti, tj) reads rows ``4ti .. 4ti+5`` (all inside ``x``) and
-        columns ``4tj-1 .. 4tj+4`` (outside ``[0, W)`` reads zero)."""
+    def _input_transform(x, v, ti0, n_rows, row0):  # pragma: no cover - compiled
+        """``x [H, W, C]`` -> ``v[36, (ti0 + i) * Tw + tj, C] = (B^T d B)`` for ``i < n_rows``, where
+        that tile reads rows ``row0 + 4i .. row0 + 4i + 5`` (all inside ``x``) and columns
+        ``4tj-1 .. 4tj+4`` (outside ``[0, W)`` reads zero)."""
         _, W, C = x.shape
         Tw = (W + 3) // 4
-        for ti in nb.prange(n_rows):
+        for i in nb.prange(n_rows):
             tmp = np.empty((6, 6, C), np.float32)
-            r = 4 * ti
+            r = row0 + 4 * i
+            ti = ti0 + i
             for tj in range(Tw):
                 # rows: tmp[:, b] = B^T d[:, b]
                 for b in range(6):
@@ -90,7 +92,7 @@ if nb is not None:
                         tmp[4, b, c] = _2 * (d1 - d3) - d2 + d4
                         tmp[5, b, c] = _4 * d1 - _5 * d3 + d5
                 # columns: v[6a + nu] = tmp[a] B[:, nu]
-                t = tile0 + ti * Tw + tj
+                t = ti * Tw + tj
                 for a in range(6):
                     for c in range(C):
                         d0 = tmp[a, 0, c]
@@ -184,38 +186,50 @@ class Workspace:
         return buf[:n].view(shape)
 
 
-def conv3x3_relu(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor, ws: Workspace | None = None) -> torch.Tensor:
+def conv3x3_relu(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor, ws: Workspace | None = None,
+                 pad_top: bool = False, pad_bottom: bool = False) -> torch.Tensor:
     """ReLU(conv3x3(x) + bias) by Winograd F(4x4, 3x3).
 
     Args:
-        x: ``[1, C, H, W]`` float32, channels-last (``H >= 3``): rows are used as they are (the
-            strip's halo), columns get one zero on each side.
+        x: ``[1, C, H, W]`` float32, channels-last: rows are used as they are (the strip's halo)
+            plus a zero row above / below where ``pad_top`` / ``pad_bottom`` (the true image
+            border; read as zeros, never copied); columns get one zero on each side.
         u: ``[36, C, K]`` from :func:`filter_transform`.
         bias: ``[K]`` float32.
         ws: buffers to reuse across calls (a fresh one if None).
 
     Returns:
-        ``[1, K, H - 2, W]`` float32, channels-last.
+        ``[1, K, H - 2 + pad_top + pad_bottom, W]`` float32, channels-last.
     """
     if not AVAILABLE:  # pragma: no cover
         raise RuntimeError("numba is not available")
     _, C, H, W = x.shape
     K = u.shape[2]
-    Ho, Wo = H - 2, W
+    pt = int(pad_top)
+    Ho, Wo = H - 2 + pt + int(pad_bottom), W
+    if Ho < 1:
+        raise ValueError(f"{H} rows (+{pt + int(pad_bottom)} zero rows) are too few for a 3x3 convolution")
     Th, Tw = (Ho + 3) // 4, (Wo + 3) // 4
     ws = ws or Workspace()
     xs = x.permute(0, 2, 3, 1)[0]
     if not xs.is_contiguous():
         xs = xs.contiguous()
     v = ws.get("v", (36, Th * Tw, C))
-    full = (H - 2) // 4  # tile rows whose 6 input rows all lie inside x
-    _input_transform(xs.numpy(), v.numpy(), 0, full)
-    if full < Th:  # the last tile row runs past the strip: read it from a zero-extended copy
-        tail = torch.zeros((6, W, C), dtype=torch.float32)
-        tail[: H - 4 * full] = xs[4 * full :]
-        _input_transform(tail.numpy(), v.numpy(), full * Tw, 1)
+    # tile row ti reads rows 4ti - pt .. 4ti - pt + 5 of x: those wholly inside x are transformed in
+    # place, the (at most one or two) at the top and bottom from a zero-extended 6-row copy
+    lo = pt  # first tile row whose first row is >= 0
+    hi = min(Th, (H - 6 + pt) // 4 + 1) if H >= 6 - pt else lo  # one past the last wholly inside
+    if hi > lo:
+        _input_transform(xs.numpy(), v.numpy(), lo, hi - lo, 4 * lo - pt)
+    for ti in [t for t in range(Th) if not lo <= t < hi]:
+        r0 = 4 * ti - pt
+        edge = torch.zeros((6, W, C), dtype=torch.float32)
+        a, b = max(r0, 0), min(r0 + 6, H)
+        if b > a:
+            edge[a - r0 : b - r0] = xs[a:b]
+        _input_transform(edge.numpy(), v.numpy(), ti, 1, 0)
     m = ws.get("m", (36, Th * Tw, K))
     torch.bmm(v, u, out=m)
-    out = torch.empty((1, K, Ho, Wo), dtype=torch.float32).contiguous(memory_format=torch.channels_last)
+    out = torch.empty((1, K, Ho, Wo), dtype=torch.float32, memory_format=torch.channels_last)
     _output_transform(m.numpy(), bias.numpy(), out.permute(0, 2, 3, 1)[0].numpy())
     return out

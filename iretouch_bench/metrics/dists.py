@@ -53,20 +53,33 @@ def _fused_conv_relu_available() -> bool:
 _FUSED = _fused_conv_relu_available()
 
 
-def _conv_relu(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """3x3 convolution (no row padding: strips carry their halo; one column of zero padding) then
-    ReLU. On CPU float32 this is oneDNN's convolution with the ReLU as a fused post-op, the kernel
+def _conv_relu(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor, top: bool = False, bot: bool = False) -> torch.Tensor:
+    """3x3 convolution then ReLU: one column of zero padding; rows: the strip carries its halo, plus a
+    zero row above / below where ``top`` / ``bot`` is the true image border.
+
+    The border rows come from the convolution's own (symmetric) padding, and where only one side
+    is a border the one surplus output row is dropped (a view), so no padded copy of the strip is
+    made (``F.pad`` copied every border strip, a full copy per layer on a one-strip image). On CPU
+    float32 this is oneDNN's convolution with the ReLU as a fused post-op, the kernel
     torch.compile's inductor emits for conv+relu (``mkldnn._convolution_pointwise``): the same
     numbers as conv2d then relu (tests/test_metrics_fidelity.py), one pass over the activations
     less, about 13% faster per layer here. Elsewhere, or if that private op is missing or
     refuses, plain conv2d + relu_."""
     global _FUSED
+    pad = 1 if (top or bot) else 0
+    out = None
     if _FUSED and t.device.type == "cpu" and t.dtype == torch.float32:
         try:
-            return torch.ops.mkldnn._convolution_pointwise(t, w, b, [0, 1], [1, 1], [1, 1], 1, "relu", [None], "")
+            out = torch.ops.mkldnn._convolution_pointwise(t, w, b, [pad, 1], [1, 1], [1, 1], 1, "relu", [None], "")
         except (RuntimeError, TypeError):  # pragma: no cover - a torch build without the fused op
             _FUSED = False
-    return F.relu_(F.conv2d(t, w, b, padding=(0, 1)))
+    if out is None:
+        out = F.relu_(F.conv2d(t, w, b, padding=(pad, 1)))
+    if pad and not bot:
+        return out[:, :, :-1]
+    if pad and not top:
+        return out[:, :, 1:]
+    return out
 
 
 @contextlib.contextmanager
@@ -172,16 +185,32 @@ class DISTSNet:
         for w, b, u in self.convs[stage]:
             top = 1 if s0 == 0 else 0
             bot = 1 if s1 == H else 0
-            if top or bot:
-                t = F.pad(t, (0, 0, top, bot))
-            t = _conv_relu(t, w, b) if u is None else _winograd_kernel.conv3x3_relu(t, u, b, ws)
+            t = (_conv_relu(t, w, b, bool(top), bool(bot)) if u is None
+                 else _winograd_kernel.conv3x3_relu(t, u, b, ws, bool(top), bool(bot)))
             s0 = s0 + 1 - top
             s1 = s1 - 1 + bot
         return t, s0
 
-    def _l2pool(self, t: torch.Tensor) -> torch.Tensor:
-        out = F.conv2d(t * t, self.pool[t.shape[1]], stride=2, padding=(0, 1), groups=t.shape[1])
-        return torch.sqrt(out + 1e-12)
+    def _l2pool(self, t: torch.Tensor, top: bool, bot: bool, out: torch.Tensor) -> int:
+        """L2 pooling of the rows ``t [1, C, h, W]`` (plus a zero row above / below where ``top`` /
+        ``bot``), written into the first rows of ``out``; returns how many.
+
+        ``t`` is squared in place (the caller is done with these activations). A zero row above
+        comes from the convolution's symmetric padding with any surplus last row dropped (stride 2
+        from the top keeps every other row where it was); only a zero row below alone is a copy.
+        """
+        c = t.shape[1]
+        sq = t.mul_(t)
+        if top:
+            n = (t.shape[2] + 1 + int(bot) - 3) // 2 + 1
+            p = F.conv2d(sq, self.pool[c], stride=2, padding=(1, 1), groups=c)[:, :, :n]
+        else:
+            if bot:
+                sq = F.pad(sq, (0, 0, 0, 1))
+            p = F.conv2d(sq, self.pool[c], stride=2, padding=(0, 1), groups=c)
+        n = p.shape[2]
+        torch.sqrt(p.add_(1e-12), out=out[:, :, :n])
+        return n
 
     @staticmethod
     def _moments_pair(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -215,8 +244,8 @@ class DISTSNet:
         rows -= rows % 2
         moments = torch.zeros(5, cout, dtype=torch.float64, device=inp.device)
         # the next stage's input is filled strip by strip (no list + cat: that doubled the peak)
-        nxt = ([torch.empty((1, cout, (H + 1) // 2, (W + 1) // 2), dtype=inp.dtype, device=inp.device)
-                .contiguous(memory_format=torch.channels_last) for _ in inps] if pooled else None)
+        nxt = ([torch.empty((1, cout, (H + 1) // 2, (W + 1) // 2), dtype=inp.dtype, device=inp.device,
+                            memory_format=torch.channels_last) for _ in inps] if pooled else None)
         filled = 0
         for r0 in range(0, H, rows):
             r1 = min(H, r0 + rows)  # core rows (counted in the moments by this strip only)
@@ -233,13 +262,9 @@ class DISTSNet:
                 top = 1 if r0 == 0 else 0
                 bot = 1 if (r1 == H and H % 2 == 1) else 0
                 for k, t in enumerate(ts):
-                    if top or bot:
-                        t = F.pad(t, (0, 0, top, bot))
-                    p = self._l2pool(t)
-                    nxt[k][:, :, r0 // 2 : r0 // 2 + p.shape[2]] = p
+                    n_rows = self._l2pool(t, bool(top), bool(bot), nxt[k][:, :, r0 // 2 :])
                     if k == 0:
-                        filled += p.shape[2]
-                    del p
+                        filled += n_rows
             del ts, t
         if pooled and filled != nxt[0].shape[2]:  # every row of the next stage written exactly once
             raise RuntimeError(f"DISTS strip bookkeeping wrote {filled} of {nxt[0].shape[2]} rows")
