@@ -59,17 +59,23 @@ def filter_transform(w: torch.Tensor) -> torch.Tensor:
 if nb is not None:
 
     @nb.njit(parallel=True, cache=True)
-    def _input_transform(x, v, ti0, n_rows, row0):  # pragma: no cover - compiled
-        """``x [H, W, C]`` -> ``v[36, (ti0 + i) * Tw + tj, C] = (B^T d B)`` for ``i < n_rows``, where
+    def _input_transform(x, v, vrow, n_rows, row0, nblk):  # pragma: no cover - compiled
+        """``x [H, W, C]`` -> ``v[36, (vrow + i) * Tw + tj, C] = (B^T d B)`` for ``i < n_rows``, where
         that tile reads rows ``row0 + 4i .. row0 + 4i + 5`` (all inside ``x``) and columns
-        ``4tj-1 .. 4tj+4`` (outside ``[0, W)`` reads zero)."""
+        ``4tj-1 .. 4tj+4`` (outside ``[0, W)`` reads zero). Threads take ``nblk`` blocks of tiles (a
+        chunk may be a single tile row; passed in because reading numba's thread count inside a
+        compiled function stops it from being cached on disk)."""
         _, W, C = x.shape
         Tw = (W + 3) // 4
-        for i in nb.prange(n_rows):
+        n = n_rows * Tw
+        nblk = min(n, nblk)
+        for blk in nb.prange(nblk):
             tmp = np.empty((6, 6, C), np.float32)
-            r = row0 + 4 * i
-            ti = ti0 + i
-            for tj in range(Tw):
+            for q in range(blk * n // nblk, (blk + 1) * n // nblk):
+                i = q // Tw
+                tj = q - i * Tw
+                r = row0 + 4 * i
+                t = vrow * Tw + q
                 # rows: tmp[:, b] = B^T d[:, b]
                 for b in range(6):
                     col = 4 * tj + b - 1
@@ -92,7 +98,6 @@ if nb is not None:
                         tmp[4, b, c] = _2 * (d1 - d3) - d2 + d4
                         tmp[5, b, c] = _4 * d1 - _5 * d3 + d5
                 # columns: v[6a + nu] = tmp[a] B[:, nu]
-                t = ti * Tw + tj
                 for a in range(6):
                     for c in range(C):
                         d0 = tmp[a, 0, c]
@@ -109,16 +114,18 @@ if nb is not None:
                         v[6 * a + 5, t, c] = _4 * d1 - _5 * d3 + d5
 
     @nb.njit(parallel=True, cache=True)
-    def _output_transform(m, bias, out):  # pragma: no cover - compiled
-        """``m [36, Th * Tw, K]`` -> ``out[4ti + i, 4tj + j, k] = relu((A^T m A)[i, j] + bias[k])``
-        for the rows and columns inside ``out [Ho, Wo, K]``."""
+    def _output_transform(m, bias, out, ti0, n_rows, nblk):  # pragma: no cover - compiled
+        """``m [36, n_rows * Tw, K]`` (tile rows ``ti0 ..``) -> ``out[4ti + i, 4tj + j, k] =
+        relu((A^T m A)[i, j] + bias[k])`` for the rows and columns inside ``out [Ho, Wo, K]``."""
         Ho, Wo, K = out.shape
         Tw = (Wo + 3) // 4
-        Th = (Ho + 3) // 4
-        for ti in nb.prange(Th):
+        n = n_rows * Tw
+        nblk = min(n, nblk)
+        for blk in nb.prange(nblk):
             tmp = np.empty((4, 6, K), np.float32)
-            for tj in range(Tw):
-                t = ti * Tw + tj
+            for t in range(blk * n // nblk, (blk + 1) * n // nblk):
+                ti = ti0 + t // Tw
+                tj = t - (t // Tw) * Tw
                 # rows: tmp[:, b] = A^T m[:, b]
                 for b in range(6):
                     for k in range(K):
@@ -214,22 +221,43 @@ def conv3x3_relu(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor, ws: Works
     xs = x.permute(0, 2, 3, 1)[0]
     if not xs.is_contiguous():
         xs = xs.contiguous()
-    v = ws.get("v", (36, Th * Tw, C))
     # tile row ti reads rows 4ti - pt .. 4ti - pt + 5 of x: those wholly inside x are transformed in
     # place, the (at most one or two) at the top and bottom from a zero-extended 6-row copy
     lo = pt  # first tile row whose first row is >= 0
     hi = min(Th, (H - 6 + pt) // 4 + 1) if H >= 6 - pt else lo  # one past the last wholly inside
-    if hi > lo:
-        _input_transform(xs.numpy(), v.numpy(), lo, hi - lo, 4 * lo - pt)
-    for ti in [t for t in range(Th) if not lo <= t < hi]:
-        r0 = 4 * ti - pt
-        edge = torch.zeros((6, W, C), dtype=torch.float32)
-        a, b = max(r0, 0), min(r0 + 6, H)
-        if b > a:
-            edge[a - r0 : b - r0] = xs[a:b]
-        _input_transform(edge.numpy(), v.numpy(), ti, 1, 0)
-    m = ws.get("m", (36, Th * Tw, K))
-    torch.bmm(v, u, out=m)
     out = torch.empty((1, K, Ho, Wo), dtype=torch.float32, memory_format=torch.channels_last)
-    _output_transform(m.numpy(), bias.numpy(), out.permute(0, 2, 3, 1)[0].numpy())
+    xn, on, bn = xs.numpy(), out.permute(0, 2, 3, 1)[0].numpy(), bias.numpy()
+    step = chunk_rows(Tw, C, K)
+    nblk = 4 * nb.get_num_threads()
+    for c0 in range(0, Th, step):
+        c1 = min(Th, c0 + step)
+        v = ws.get("v", (36, (c1 - c0) * Tw, C))
+        a, b = max(c0, lo), min(c1, hi)
+        if b > a:
+            _input_transform(xn, v.numpy(), a - c0, b - a, 4 * a - pt, nblk)
+        for ti in [t for t in range(c0, c1) if not lo <= t < hi]:
+            r0 = 4 * ti - pt
+            edge = torch.zeros((6, W, C), dtype=torch.float32)
+            ra, rb = max(r0, 0), min(r0 + 6, H)
+            if rb > ra:
+                edge[ra - r0 : rb - r0] = xs[ra:rb]
+            _input_transform(edge.numpy(), v.numpy(), ti - c0, 1, 0, nblk)
+        m = ws.get("m", (36, (c1 - c0) * Tw, K))
+        torch.bmm(v, u, out=m)
+        _output_transform(m.numpy(), bn, on, c0, c1 - c0, nblk)
     return out
+
+
+#: bytes of transformed tiles and products per chunk: chunks this size stay in the last-level
+#: cache between the transforms and the GEMM for thin layers (64-128 channels, where memory
+#: traffic, not arithmetic, bounds the layer)
+CHUNK_BYTES = 12 << 20
+
+
+def chunk_rows(Tw: int, C: int, K: int) -> int:
+    """Tile rows per chunk: about :data:`CHUNK_BYTES` of ``v`` and ``m``, but at least enough that
+    the GEMMs' re-reading of the transformed weights (``36 C K`` floats per chunk) stays a small
+    share of the traffic."""
+    per_row = 36 * Tw * (C + K) * 4
+    target = max(CHUNK_BYTES, 8 * 36 * C * K * 4)
+    return max(1, target // per_row)
