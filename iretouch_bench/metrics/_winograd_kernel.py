@@ -123,6 +123,7 @@ if nb is not None:
         nblk = min(n, nblk)
         for blk in nb.prange(nblk):
             tmp = np.empty((4, 6, K), np.float32)
+            row = np.empty((4, K), np.float32)
             for t in range(blk * n // nblk, (blk + 1) * n // nblk):
                 ti = ti0 + t // Tw
                 tj = t - (t // Tw) * Tw
@@ -139,39 +140,25 @@ if nb is not None:
                         tmp[1, b, k] = m1 - m2 + _2 * (m3 - m4)
                         tmp[2, b, k] = m1 + m2 + _4 * (m3 + m4)
                         tmp[3, b, k] = m1 - m2 + _8 * (m3 - m4) + m5
-                # columns, bias, ReLU
-                c0 = 4 * tj
+                # columns (A^T on the right), then bias and ReLU into the tile's columns inside out
                 for i in range(4):
                     r = 4 * ti + i
                     if r >= Ho:
                         break
-                    if c0 + 3 < Wo:
+                    for k in range(K):
+                        m0 = tmp[i, 0, k]
+                        m1 = tmp[i, 1, k]
+                        m2 = tmp[i, 2, k]
+                        m3 = tmp[i, 3, k]
+                        m4 = tmp[i, 4, k]
+                        m5 = tmp[i, 5, k]
+                        row[0, k] = m0 + m1 + m2 + m3 + m4
+                        row[1, k] = m1 - m2 + _2 * (m3 - m4)
+                        row[2, k] = m1 + m2 + _4 * (m3 + m4)
+                        row[3, k] = m1 - m2 + _8 * (m3 - m4) + m5
+                    for j in range(min(4, Wo - 4 * tj)):  # the last tile of a row may be partial
                         for k in range(K):
-                            m0 = tmp[i, 0, k]
-                            m1 = tmp[i, 1, k]
-                            m2 = tmp[i, 2, k]
-                            m3 = tmp[i, 3, k]
-                            m4 = tmp[i, 4, k]
-                            m5 = tmp[i, 5, k]
-                            bk = bias[k]
-                            out[r, c0, k] = max(m0 + m1 + m2 + m3 + m4 + bk, _ZERO)
-                            out[r, c0 + 1, k] = max(m1 - m2 + _2 * (m3 - m4) + bk, _ZERO)
-                            out[r, c0 + 2, k] = max(m1 + m2 + _4 * (m3 + m4) + bk, _ZERO)
-                            out[r, c0 + 3, k] = max(m1 - m2 + _8 * (m3 - m4) + m5 + bk, _ZERO)
-                    else:  # the last, partial tile of a row
-                        for k in range(K):
-                            m0 = tmp[i, 0, k]
-                            m1 = tmp[i, 1, k]
-                            m2 = tmp[i, 2, k]
-                            m3 = tmp[i, 3, k]
-                            m4 = tmp[i, 4, k]
-                            m5 = tmp[i, 5, k]
-                            bk = bias[k]
-                            out[r, c0, k] = max(m0 + m1 + m2 + m3 + m4 + bk, _ZERO)
-                            if c0 + 1 < Wo:
-                                out[r, c0 + 1, k] = max(m1 - m2 + _2 * (m3 - m4) + bk, _ZERO)
-                            if c0 + 2 < Wo:
-                                out[r, c0 + 2, k] = max(m1 + m2 + _4 * (m3 + m4) + bk, _ZERO)
+                            out[r, 4 * tj + j, k] = max(row[j, k] + bias[k], _ZERO)
 
 
 class Workspace:
