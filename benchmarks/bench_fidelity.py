@@ -123,7 +123,7 @@ def main() -> int:
     inp, out = make_pair(H, W)
     weights = load_vgg16_dists()
     net = DISTSNet(weights)
-    direct_net = DISTSNet(weights, winograd=False)
+    direct_net = None if args.no_direct_dists else DISTSNet(weights, winograd=False)
     rss_before = peak_rss_gb()
     (g_in, g_match, _), t_prep, c_prep = timed(lambda: matched_gray_pair(inp, out))
     x = torch.from_numpy(g_match.astype(np.float32) / 255)[None, None]
@@ -134,8 +134,9 @@ def main() -> int:
     xs, ys = x[..., :64, :64].contiguous(), y[..., :64, :64].contiguous()
     for fn in (ssim, cw_ssim, gmsd):
         fn(xs, ys)
-    dists(xs, ys, net)
-    dists(xs, ys, direct_net)
+    for n in (net, direct_net):
+        if n is not None:
+            dists(xs, ys, n)
     peaks = [conv_peak_gflops()]
     ours = {}
     ours["ssim"] = timed(lambda: float(ssim(x, y)[0]))
@@ -143,7 +144,7 @@ def main() -> int:
     ours["gmsd"] = timed(lambda: float(gmsd(x, y)[0]))
     ours["dists"] = timed(lambda: float(dists(x, y, net)[0]))
     ours_peak = peak_rss_gb()
-    direct = None if args.no_direct_dists else timed(lambda: float(dists(x, y, direct_net)[0]))
+    direct = timed(lambda: float(dists(x, y, direct_net)[0])) if direct_net else None
     peaks.append(conv_peak_gflops())
     peak = max(peaks)
 

@@ -10,7 +10,8 @@ per-channel spatial mean and (co)variance give
     DISTS = 1 - (sum alpha * S1 + sum beta * S2) / (sum alpha + sum beta)
 
 with the learned ``alpha``/``beta`` (1475 channels each). Convolutions run in float32 like
-the reference; the moments are one-pass sums of x, x^2, y, y^2, xy (float32 within a strip,
+the reference (on CPU by Winograd F(4x4, 3x3) past conv1_1, see :mod:`._winograd_kernel`: DISTS
+within 1e-6 of direct convolution); the moments are one-pass sums of x, x^2, y, y^2, xy (float32 within a strip,
 float64 across strips), equal to the reference's two-pass float32 moments to ~1e-6.
 
 Memory: the reference keeps every stage's full-resolution activations of both images
@@ -102,9 +103,14 @@ def ieee_fp32_convolutions(device: torch.device) -> Iterator[None]:
         conv.fp32_precision = old
 
 
+def winograd_default(device: torch.device | str, dtype: torch.dtype = torch.float32) -> bool:
+    """Whether a :class:`DISTSNet` uses Winograd when not told: on CPU in float32 with numba."""
+    return torch.device(device).type == "cpu" and dtype == torch.float32 and _winograd_kernel.AVAILABLE
+
+
 def convolution_algorithm(device: str = "cpu") -> str:
     """What a default :class:`DISTSNet` on ``device`` convolves with, for run provenance."""
-    if torch.device(device).type == "cpu" and _winograd_kernel.AVAILABLE:
+    if winograd_default(device):
         return (f"float32 Winograd F(4x4,3x3) on layers with >= {WINOGRAD_MIN_CHANNELS} input channels "
                 "(numba transforms, MKL GEMMs), oneDNN direct on the others")
     if torch.device(device).type == "cuda":
@@ -124,8 +130,8 @@ class DISTSNet:
             opt-in fast mode on CPUs with AVX512-BF16 / on GPUs; it is not the reference.
         winograd: the layers with >= :data:`WINOGRAD_MIN_CHANNELS` input channels by Winograd
             F(4x4, 3x3) (a quarter of the multiplications; DISTS within 1e-6 of the direct
-            convolution). None (default): on CPU in float32 when numba is available; False: oneDNN's
-            direct convolution everywhere (the reference's arithmetic). Ignored off CPU.
+            convolution). None (default): :func:`winograd_default`; False: the direct convolution
+            everywhere (the reference's arithmetic); True off CPU float32 or without numba: ValueError.
     """
 
     def __init__(self, weights: dict[str, torch.Tensor], device: str = "cpu", strip_bytes: int = 512 << 20,
@@ -133,10 +139,10 @@ class DISTSNet:
         self.device = torch.device(device)
         self.dtype = dtype
         self.strip_bytes = int(strip_bytes)
-        cpu32 = self.device.type == "cpu" and dtype == torch.float32
-        if winograd and not (cpu32 and _winograd_kernel.AVAILABLE):
+        possible = winograd_default(self.device, dtype)
+        if winograd and not possible:
             raise ValueError("winograd=True needs the CPU, float32 and numba")
-        self.winograd = cpu32 and _winograd_kernel.AVAILABLE if winograd is None else bool(winograd)
+        self.winograd = possible if winograd is None else bool(winograd)
         cl = torch.channels_last
         # per layer: (weight, bias, Winograd-transformed weight or None)
         self.convs = []
@@ -184,10 +190,9 @@ class DISTSNet:
         would. Returns the output and its first row index.
         """
         for w, b, u in self.convs[stage]:
-            top = 1 if s0 == 0 else 0
-            bot = 1 if s1 == H else 0
-            t = (_conv_relu(t, w, b, bool(top), bool(bot)) if u is None
-                 else _winograd_kernel.conv3x3_relu(t, u, b, ws, bool(top), bool(bot)))
+            top, bot = s0 == 0, s1 == H
+            t = (_conv_relu(t, w, b, top, bot) if u is None
+                 else _winograd_kernel.conv3x3_relu(t, u, b, ws, top, bot))
             s0 = s0 + 1 - top
             s1 = s1 - 1 + bot
         return t, s0
@@ -260,10 +265,9 @@ class DISTSNet:
             moments += self._moments_pair(ts[0][:, :, r0 - o0 :], ts[1][:, :, r0 - o0 :])
             if pooled:
                 # pool output rows r0/2 .. ceil(r1/2)-1 need rows r0-1 .. 2*ceil(r1/2)-1
-                top = 1 if r0 == 0 else 0
-                bot = 1 if (r1 == H and H % 2 == 1) else 0
+                top, bot = r0 == 0, r1 == H and H % 2 == 1
                 for k, t in enumerate(ts):
-                    n_rows = self._l2pool(t, bool(top), bool(bot), nxt[k][:, :, r0 // 2 :])
+                    n_rows = self._l2pool(t, top, bot, nxt[k][:, :, r0 // 2 :])
                     if k == 0:
                         filled += n_rows
             del ts, t
